@@ -1,0 +1,35 @@
+"""Shared fixtures: tiny generated data so every test runs on a machine with no dataset."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "datasets"
+TACO = SHARED / "taco" / "annotations.json"
+TRASHNET = SHARED / "trashnet"
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def tiny_coco(tmp_path_factory) -> Path:
+    """A 40-scene synthetic COCO dataset (deterministic)."""
+    from trashkit.data import make_synthetic_coco
+    return make_synthetic_coco(tmp_path_factory.mktemp("coco"), n_images=40, seed=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_home(tmp_path_factory) -> Path:
+    """A TRASHKIT_HOME with a small default dataset, for notebook smoke runs."""
+    home = tmp_path_factory.mktemp("home")
+    from trashkit.data import default_dataset
+    default_dataset(home / "data" / "synthetic", n_train_images=60, n_test_images=12)
+    return home
+
+
+def needs(path: Path):
+    return pytest.mark.skipif(not path.exists(), reason=f"{path} not available")

@@ -1,0 +1,79 @@
+"""Committed notebooks carry no outputs, have a tagged parameters cell, and execute headless."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import REPO, TACO, needs
+
+NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_there_are_notebooks():
+    assert [p.name for p in NOTEBOOKS][:1] == ["01_eda.ipynb"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_without_outputs_and_with_parameters(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), \
+        f"{path.name} has outputs: strip them (make strip)"
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
+
+
+def execute(name: str, out_dir: Path, home: Path, **params) -> nbformat.NotebookNode:
+    """Run a chapter with papermill in a clean TRASHKIT_HOME; return the executed notebook."""
+    import papermill as pm
+    os.environ["TRASHKIT_HOME"] = str(home)
+    try:
+        out = out_dir / name
+        pm.execute_notebook(str(REPO / "notebooks" / name), str(out), parameters=params,
+                            kernel_name="python3", cwd=str(REPO / "notebooks"),
+                            progress_bar=False)
+    finally:
+        os.environ.pop("TRASHKIT_HOME", None)
+    return nbformat.read(out, as_version=4)
+
+
+def _text(nb) -> str:
+    return "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                     for o in c.get("outputs", []) if o.get("output_type") == "stream")
+
+
+@pytest.mark.slow
+def test_eda_on_default(tmp_path, tiny_home):
+    nb = execute("01_eda.ipynb", tmp_path, tiny_home, output_dir=str(tmp_path / "run"),
+                 interactive=False)
+    text = _text(nb)
+    assert "SYNTHETIC default data" in text and "top-3 share" in text
+    for f in ("step_counts.csv", "class_distribution.png", "sizes.png", "overlaps.png",
+              "samples.png"):
+        assert (tmp_path / "run" / f).is_file(), f
+    assert any((tmp_path / "run" / "crops" / "train").iterdir())
+
+
+@pytest.mark.slow
+@needs(TACO)
+def test_eda_on_taco_without_images(tmp_path, tiny_home):
+    nb = execute("01_eda.ipynb", tmp_path, tiny_home, source=str(TACO),
+                 output_dir=str(tmp_path / "run"), interactive=False)
+    text = _text(nb)
+    assert "IMAGES MISSING" in text and "no crops to show" in text
+    assert (tmp_path / "run" / "overlaps.png").is_file()
+
+
+@pytest.mark.slow
+def test_output_dir_is_never_overwritten(tmp_path, tiny_home):
+    import papermill as pm
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "earlier.txt").write_text("keep me")
+    with pytest.raises(pm.PapermillExecutionError, match="already holds files"):
+        execute("01_eda.ipynb", tmp_path, tiny_home, output_dir=str(tmp_path / "run"),
+                interactive=False)
+    assert (tmp_path / "run" / "earlier.txt").read_text() == "keep me"

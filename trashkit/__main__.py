@@ -1,0 +1,53 @@
+"""Command line: ``python -m trashkit demo`` (what ``make demo`` runs) and friends."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .paths import home
+
+
+def chapters() -> list[Path]:
+    """Every chapter notebook that exists, in order."""
+    return sorted((home() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def demo(run_name: str = "demo", kernel: str = "python3", params: dict | None = None) -> Path:
+    """Build the default data, execute every chapter into a fresh ``outputs/<run-id>/``."""
+    import papermill as pm
+    from .data import resolve_source
+    from .runs import new_run_dir
+
+    src = resolve_source("default")
+    print(f"default data (SYNTHETIC): {src.path.parent.parent}")
+    run = new_run_dir(run_name)
+    for nb in chapters():
+        out = run / nb.name
+        chapter_dir = run / nb.stem
+        print(f"running {nb.name} -> {out}")
+        pm.execute_notebook(str(nb), str(out), kernel_name=kernel, cwd=str(nb.parent),
+                            parameters={"output_dir": str(chapter_dir), "interactive": False,
+                                        **(params or {}).get(nb.stem, {})})
+    print(f"\ndone. Executed notebooks and their figures/tables are in {run}")
+    print("open them with:  .venv/bin/jupyter lab " + str(run))
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="trashkit")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("demo", help="build the default data and execute every chapter")
+    sub.add_parser("build-default", help="build the synthetic default dataset only")
+    args = ap.parse_args(argv)
+    if args.cmd == "demo":
+        demo()
+    else:
+        from .data import resolve_source
+        print(resolve_source("default"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
