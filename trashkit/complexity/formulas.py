@@ -1,0 +1,168 @@
+"""Hand-checkable cost formulas, one per layer type: the heart of chapter 2.
+
+Conventions (the same everywhere in trashkit):
+
+* **MACs** count multiply-accumulates. A bias adds one accumulate per output, counted as one
+  MAC, exactly as ptflops does. Element-wise multiplications (BN scale, SE scale, the x in
+  hardswish) count one MAC each; comparisons, additions and exponentials count none.
+* **FLOPs** count every arithmetic operation: a dot product of length n is n multiplications
+  plus n - 1 additions = 2n - 1 FLOPs; a bias is one more addition.
+* **mem** (memory access cost, ShuffleNet V2's "MAC" - renamed to avoid the clash) counts
+  elements read and written: inputs + parameters + outputs. For a 1x1 convolution on an
+  h x w map that is ``hw(c1 + c2) + c1 c2``. Multiply by the element size for bytes.
+
+Every function returns a :class:`Cost`; batch size multiplies MACs, FLOPs and activations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Cost:
+    """The cost of one layer for one forward pass."""
+
+    out_shape: tuple[int, ...]
+    params: int = 0
+    macs: int = 0
+    flops: int = 0
+    mem: int = 0
+    note: str = field(default="", compare=False)
+
+
+def _numel(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n
+
+
+def conv_out(size: int, kernel: int, stride: int = 1, padding: int = 0,
+             dilation: int = 1) -> int:
+    """Output length of a convolution along one axis (PyTorch's formula)."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def conv2d(cin: int, cout: int, h: int, w: int, kernel: int | tuple = 3, stride: int | tuple = 1,
+           padding: int | tuple = 0, dilation: int | tuple = 1, groups: int = 1,
+           bias: bool = False, batch: int = 1) -> Cost:
+    """Standard, depthwise (groups = cin) or group convolution.
+
+    Each output element is a dot product of length ``K = cin/groups * kh * kw``:
+    MACs = outputs * K (+ outputs for a bias), FLOPs = outputs * (2K - 1) (+ outputs).
+    """
+    pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(pair, (kernel, stride, padding, dilation))
+    if cin % groups or cout % groups:
+        raise ValueError(f"groups={groups} must divide cin={cin} and cout={cout}")
+    ho, wo = conv_out(h, kh, sh, ph, dh), conv_out(w, kw, sw, pw, dw)
+    k = cin // groups * kh * kw
+    outputs = batch * cout * ho * wo
+    params = cout * k + (cout if bias else 0)
+    return Cost((batch, cout, ho, wo), params, outputs * k + (outputs if bias else 0),
+                outputs * (2 * k - 1) + (outputs if bias else 0),
+                batch * cin * h * w + params + outputs)
+
+
+def linear(fin: int, fout: int, bias: bool = True, batch: int = 1) -> Cost:
+    """A fully connected layer: a dot product of length ``fin`` per output."""
+    outputs = batch * fout
+    params = fin * fout + (fout if bias else 0)
+    return Cost((batch, fout), params, outputs * fin + (outputs if bias else 0),
+                outputs * (2 * fin - 1) + (outputs if bias else 0), batch * fin + params + outputs)
+
+
+def matvec(rows: int, cols: int) -> Cost:
+    """A ``rows x cols`` matrix times a ``cols``-vector: the first worked example."""
+    return Cost((rows,), 0, rows * cols, rows * (2 * cols - 1), rows * cols + cols + rows)
+
+
+def dot(n: int) -> Cost:
+    """A dot product of length n: n MACs, n multiplications + (n - 1) additions."""
+    return Cost((), 0, n, 2 * n - 1, 2 * n + 1)
+
+
+def batchnorm(shape: tuple[int, ...], affine: bool = True) -> Cost:
+    """Inference-time BN folds to one scale and one shift per element: 1 MAC, 2 FLOPs."""
+    n = _numel(shape)
+    c = shape[1]
+    params = 2 * c if affine else 0
+    return Cost(tuple(shape), params, n, 2 * n, 2 * n + 4 * c)
+
+
+#: (MACs per element, FLOPs per element, formula) of element-wise activations
+ACTIVATIONS = {
+    "ReLU": (0, 1, "max(x, 0): one comparison"),
+    "ReLU6": (0, 2, "min(max(x, 0), 6): two comparisons"),
+    "LeakyReLU": (1, 2, "x if x > 0 else a*x: a comparison and a multiply"),
+    "PReLU": (1, 2, "like LeakyReLU with a learned slope"),
+    "ELU": (1, 4, "a*(exp(x)-1) for x < 0"),
+    "Sigmoid": (0, 3, "1/(1+exp(-x)): exp, add, divide"),
+    "Hardsigmoid": (1, 4, "relu6(x+3)/6: add, 2 comparisons, multiply by 1/6"),
+    "Hardswish": (2, 5, "x*relu6(x+3)/6: add, 2 comparisons, 2 multiplies"),
+    "SiLU": (1, 4, "x*sigmoid(x): sigmoid (3) + 1 multiply"),
+    "Tanh": (0, 5, "counted as 5 FLOPs like exp-based functions"),
+    "GELU": (2, 8, "tanh approximation"),
+}
+
+
+def activation(kind: str, shape: tuple[int, ...]) -> Cost:
+    """An element-wise non-linearity; see :data:`ACTIVATIONS` for the per-element counts."""
+    if kind not in ACTIVATIONS:
+        raise KeyError(f"unknown activation {kind!r}; known: {sorted(ACTIVATIONS)}")
+    m, f, how = ACTIVATIONS[kind]
+    n = _numel(shape)
+    return Cost(tuple(shape), 0, m * n, f * n, 2 * n, how)
+
+
+def pool2d(kind: str, shape: tuple[int, ...], out_hw: tuple[int, int],
+           window: int) -> Cost:
+    """Max or average pooling with ``window`` inputs per output.
+
+    Max: window - 1 comparisons per output, no MACs. Average: window - 1 additions and one
+    multiply by 1/window per output (1 MAC). Global average pooling is window = H * W.
+    """
+    b, c = shape[0], shape[1]
+    outputs = b * c * out_hw[0] * out_hw[1]
+    macs = outputs if kind == "avg" else 0
+    flops = outputs * (window - 1) + (outputs if kind == "avg" else 0)
+    return Cost((b, c, *out_hw), 0, macs, flops, _numel(shape) + outputs)
+
+
+def elementwise(kind: str, shape: tuple[int, ...], inputs: int = 2) -> Cost:
+    """Residual add (0 MACs, 1 FLOP per element) or multiply (the SE scale: 1 MAC each).
+
+    Memory: every input is read once and the result written once; a broadcast input (the SE
+    vector) is small, so pass ``inputs`` = the number of full-size inputs.
+    """
+    n = _numel(shape)
+    per = 1 if kind == "mul" else 0
+    return Cost(tuple(shape), 0, per * n, n, inputs * n + n)
+
+
+def data_movement(kind: str, shape: tuple[int, ...]) -> Cost:
+    """Concatenation or channel shuffle: no arithmetic at all, but every element moves."""
+    n = _numel(shape)
+    return Cost(tuple(shape), 0, 0, 0, 2 * n, f"{kind}: reads and writes every element")
+
+
+def squeeze_excite(c: int, squeeze: int, h: int, w: int, batch: int = 1) -> dict[str, Cost]:
+    """The SE block of MobileNetV3 (torchvision): pool -> 1x1 conv -> ReLU -> 1x1 conv ->
+    Hardsigmoid -> channel-wise multiply. Returned per step so the reader can add it up."""
+    shape = (batch, c, h, w)
+    return {
+        "avgpool": pool2d("avg", shape, (1, 1), h * w),
+        "fc1": conv2d(c, squeeze, 1, 1, 1, bias=True, batch=batch),
+        "relu": activation("ReLU", (batch, squeeze, 1, 1)),
+        "fc2": conv2d(squeeze, c, 1, 1, 1, bias=True, batch=batch),
+        "hardsigmoid": activation("Hardsigmoid", (batch, c, 1, 1)),
+        "scale": elementwise("mul", shape, inputs=1),
+    }
+
+
+def total(costs) -> Cost:
+    """Sum of several costs (out_shape of the last)."""
+    costs = list(costs.values()) if isinstance(costs, dict) else list(costs)
+    return Cost(costs[-1].out_shape, sum(c.params for c in costs), sum(c.macs for c in costs),
+                sum(c.flops for c in costs), sum(c.mem for c in costs))

@@ -1,0 +1,121 @@
+"""The competition's MACs count (ptflops), and every other counter side by side.
+
+The competition counted with ptflops' module hooks and passed the ReLU family in
+``ignore_modules``. Those releases (0.6.x, 2021) had no functional-op counting and no backend
+choice; ptflops 0.7 added both, and its default backend has changed between releases. So we
+name everything explicitly: ``backend="pytorch"`` and ``count_functional=False`` reproduce the
+competition's numbers on today's ptflops.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Callable
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .analytic import count_layers
+
+RELU_FAMILY = [nn.ReLU, nn.PReLU, nn.ELU, nn.LeakyReLU, nn.ReLU6]
+
+
+def ptflops_count(model: nn.Module, input_size: tuple[int, ...], backend: str = "pytorch",
+                  count_functional: bool = False,
+                  ignore_relu: bool = True) -> tuple[int, int]:
+    """``(MACs, params)`` from ptflops with every setting explicit (batch 1)."""
+    from ptflops import get_model_complexity_info
+    extra = {"count_functional": count_functional} if backend == "pytorch" else {}
+    was_training = model.training
+    macs, params = get_model_complexity_info(
+        model, tuple(input_size), as_strings=False, print_per_layer_stat=False, verbose=False,
+        ignore_modules=list(RELU_FAMILY) if ignore_relu else [], backend=backend,
+        backend_specific_config=extra, ost=io.StringIO())
+    model.train(was_training)
+    if macs is None:
+        raise RuntimeError(f"ptflops ({backend}) could not count {type(model).__name__}")
+    return int(macs), int(params)
+
+
+def official_macs(model: nn.Module, input_size: tuple[int, ...] | int = 156) -> int:
+    """The competition's MACs: ptflops, pytorch backend, no functional ops, ReLU family
+    ignored, input ``(3, H, W)``, batch 1. Every chapter that reports MACs calls this."""
+    if isinstance(input_size, int):
+        input_size = (3, input_size, input_size)
+    return ptflops_count(model, input_size, "pytorch", False, True)[0]
+
+
+def flopcounter_macs(model: nn.Module, input_size: tuple[int, ...]) -> int:
+    """torch's own ``FlopCounterMode`` (counts FLOPs = 2 x MACs of matmuls and convs)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    p = next(model.parameters())
+    x = torch.zeros((1, *input_size), dtype=p.dtype, device=p.device)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        model(x)
+    model.train(was_training)
+    return fc.get_total_flops() // 2
+
+
+def _predictions(df: pd.DataFrame) -> dict[str, tuple[int, str]]:
+    """What each counter *should* report, predicted from our per-layer table by its rules."""
+    cat = df.groupby("category")
+    s = lambda col, *cats: int(sum(cat[col].sum().get(c, 0) for c in cats))  # noqa: E731
+    convlin = s("macs", "conv", "linear")
+    bias = s("bias_macs", "conv", "linear")
+    bn = int((2 * df[df.category == "batchnorm"].in_numel).sum())
+    pool_in = int(df[(df.category == "pool") & (df.type != "mean")].in_numel.sum())
+    pool_fn = pool_in  # F.max_pool2d & co. are patched; x.mean() is not
+    relu = int(df[df.category == "relu-family"].in_numel.sum())
+    silu = int(df[df.type == "SiLU"].in_numel.sum())
+    official = convlin + bn + pool_in
+    return {
+        "analytic (ours)": (s("macs", *df.category.unique()),
+                            "every layer: conv/linear incl. bias, BN (1/elem), activations' "
+                            "multiplies, pools, SE multiply"),
+        "ptflops pytorch, no functional, ReLU ignored (OFFICIAL)": (
+            official, "conv+linear incl. bias + BN counted 2/elem + every pooling module "
+                      "counted at its INPUT size; Hardswish/Hardsigmoid/SiLU and the SE "
+                      "multiply / residual add are invisible"),
+        "ptflops pytorch, no functional, ReLU counted": (
+            official + relu, "as official + 1 per ReLU/ReLU6 element"),
+        "ptflops pytorch, functional (0.7 default)": (
+            official + 2 * relu + pool_fn + silu,
+            "module hooks AND F.* patches both fire: every ReLU counted twice, every "
+            "pooling module twice, SiLU once via F.silu; Hardswish still invisible, and "
+            "no SE multiply or residual add (x * s is Tensor.__mul__, not patched)"),
+        "ptflops aten": (convlin, "only aten.convolution / addmm / mm: conv+linear incl. "
+                                  "bias, nothing else"),
+        "torch FlopCounterMode / 2": (convlin - bias, "conv+linear matmuls only, no bias"),
+    }
+
+
+def compare_counters(model: nn.Module, input_size: tuple[int, ...]) -> pd.DataFrame:
+    """Every counter on one model, beside the value our table predicts for it.
+
+    ``matches`` is True where the counter's rules, applied to our analytic per-layer table,
+    reproduce its number exactly: the difference between counters is then fully explained by
+    which layer types each one sees (the ``explanation`` column).
+    """
+    df = count_layers(model, input_size)
+    pred = _predictions(df)
+    runs: dict[str, Callable[[], int]] = {
+        "analytic (ours)": lambda: df.attrs["total"]["macs"],
+        "ptflops pytorch, no functional, ReLU ignored (OFFICIAL)":
+            lambda: ptflops_count(model, input_size, "pytorch", False, True)[0],
+        "ptflops pytorch, no functional, ReLU counted":
+            lambda: ptflops_count(model, input_size, "pytorch", False, False)[0],
+        "ptflops pytorch, functional (0.7 default)":
+            lambda: ptflops_count(model, input_size, "pytorch", True, False)[0],
+        "ptflops aten": lambda: ptflops_count(model, input_size, "aten", False, False)[0],
+        "torch FlopCounterMode / 2": lambda: flopcounter_macs(model, input_size),
+    }
+    rows = []
+    for name, run in runs.items():
+        got = run()
+        expect, why = pred[name]
+        rows.append({"counter": name, "MACs": got, "predicted from our table": expect,
+                     "matches": got == expect, "explanation": why})
+    return pd.DataFrame(rows).set_index("counter")
