@@ -1,0 +1,18 @@
+"""The data layer: everything between files on disk and uint8 batches.
+
+It imports nothing else of trashkit, so every later chapter can build on it.
+"""
+
+from .images import BadImage, open_rgb, IMAGE_EXTENSIONS
+from .folders import (ImageFolderScan, Sample, scan_image_folder, scan_unlabelled,
+                      load_source, detect_layout)
+from .mapping import load_mapping, resolve_mapping, available_mappings
+from .coco import (CocoDataset, load_coco, iou_matrix, overlap_drops, build_crop_table,
+                   step_counts, export_crops, CropExport)
+from .synthetic import make_synthetic_coco, default_dataset, SYNTHETIC_CLASSES
+from .cache import ImageCache, build_cache
+from .sources import Source, resolve_source
+from .loader import (CachedDataset, BatchAugment, make_train_loader, make_eval_loader, cutout,
+                     normalize_batch, train_transform, stratified_split)
+
+__all__ = [name for name in dir() if not name.startswith("_")]

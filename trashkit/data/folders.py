@@ -1,0 +1,160 @@
+"""Find labelled and unlabelled images on disk, whatever layout the user has.
+
+Three layouts are understood (see README):
+
+* competition: ``root/train/<Class>/*``, ``root/val/<Class>/*`` (usable together) and
+  ``root/test/NoLabel/*`` (no labels);
+* any image folder: ``root/<Class>/*`` (e.g. TrashNet);
+* COCO: a ``.json`` annotation file (handled by :mod:`trashkit.data.coco`).
+
+Scanning never decodes images (that is the cache's job); it only skips what is obviously not
+an image and reports it, so one stray ``Thumbs.db`` never kills an epoch.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .images import IMAGE_EXTENSIONS
+
+COMPETITION_SPLITS = ("train", "val")
+TEST_DIR = Path("test") / "NoLabel"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image on disk; ``label`` is -1 when unknown (test images)."""
+
+    path: Path
+    label: int
+    split: str = ""
+
+
+@dataclass
+class ImageFolderScan:
+    """What a scan found: samples, the class list, and everything it had to skip."""
+
+    root: Path
+    classes: list[str]
+    samples: list[Sample]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    empty_classes: list[str] = field(default_factory=list)
+    layout: str = "imagefolder"
+
+    @property
+    def labels(self) -> list[int]:
+        return [s.label for s in self.samples]
+
+    def counts(self) -> dict[str, int]:
+        """Images per class, in class order (empty classes show 0)."""
+        out = {c: 0 for c in self.classes}
+        for s in self.samples:
+            out[self.classes[s.label]] += 1
+        return out
+
+    def report(self) -> str:
+        lines = [f"{self.root} [{self.layout}]: {len(self.samples)} images in "
+                 f"{len(self.classes)} classes"]
+        if self.empty_classes:
+            lines.append(f"  empty class folders: {', '.join(self.empty_classes)}")
+        for path, why in self.skipped:
+            lines.append(f"  skipped {path}: {why}")
+        return "\n".join(lines)
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def _files(folder: Path, skipped: list[tuple[Path, str]]) -> list[Path]:
+    """Image files directly under ``folder`` (sorted); other files go to ``skipped``."""
+    out = []
+    for p in sorted(folder.iterdir()):
+        if p.is_dir():
+            continue
+        if _is_image(p):
+            out.append(p)
+        else:
+            skipped.append((p, f"not an image file (extension {p.suffix or 'none'!r})"))
+    return out
+
+
+def detect_layout(root: Path | str) -> str:
+    """'coco' for a .json file, 'competition' for train/ (+val/) folders, else 'imagefolder'."""
+    root = Path(root)
+    if root.is_file() and root.suffix.lower() == ".json":
+        return "coco"
+    if not root.is_dir():
+        raise FileNotFoundError(f"data source {root} does not exist")
+    if (root / "train").is_dir():
+        return "competition"
+    return "imagefolder"
+
+
+def scan_image_folder(root: Path | str, classes: list[str] | None = None,
+                      splits: tuple[str, ...] = ("",)) -> ImageFolderScan:
+    """Scan ``root/<split>/<Class>/*`` for every split in ``splits`` ('' = ``root`` itself).
+
+    ``classes`` fixes the class list and order (e.g. the 6 competition classes); by default it
+    is the sorted union of class folders. An empty class folder is reported, not fatal: with a
+    fixed class list it stays (a class the model must still know), otherwise it is left out.
+    A folder that is not in a fixed ``classes`` list is an error naming it, because silently
+    dropping a whole class is exactly the kind of loss we promise never to cause.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder {root} does not exist")
+    skipped: list[tuple[Path, str]] = []
+    per_class: dict[str, list[tuple[Path, str]]] = {}
+    for split in splits:
+        base = root / split if split else root
+        if not base.is_dir():
+            continue
+        for d in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            per_class.setdefault(d.name, []).extend((f, split) for f in _files(d, skipped))
+    found = sorted(per_class)
+    if not found:
+        raise ValueError(f"{root}: no class folders found (expected {root}/<Class>/*.jpg)")
+    if classes is None:
+        empty = [c for c in found if not per_class[c]]
+        class_list = [c for c in found if per_class[c]]
+    else:
+        unknown = [c for c in found if c not in classes]
+        if unknown:
+            raise ValueError(f"{root}: class folder(s) {unknown} are not in the class list "
+                             f"{list(classes)}; add them to `classes` or remove the folders")
+        class_list = list(classes)
+        empty = [c for c in class_list if not per_class.get(c)]
+    if not class_list:
+        raise ValueError(f"{root}: every class folder is empty")
+    index = {c: i for i, c in enumerate(class_list)}
+    samples = [Sample(path, index[c], split) for c in class_list
+               for path, split in per_class.get(c, [])]
+    scan = ImageFolderScan(root, class_list, samples, skipped, empty)
+    for c in empty:
+        warnings.warn(f"{root}: class folder {c!r} has no images", stacklevel=2)
+    return scan
+
+
+def scan_unlabelled(folder: Path | str) -> ImageFolderScan:
+    """All images directly in ``folder`` (e.g. ``test/NoLabel``), label -1."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"unlabelled image folder {folder} does not exist")
+    skipped: list[tuple[Path, str]] = []
+    samples = [Sample(p, -1, "test") for p in _files(folder, skipped)]
+    return ImageFolderScan(folder, [], samples, skipped, layout="unlabelled")
+
+
+def load_source(root: Path | str, classes: list[str] | None = None) -> ImageFolderScan:
+    """Labelled images of a competition layout (train+val together) or any image folder."""
+    layout = detect_layout(root)
+    if layout == "coco":
+        raise ValueError(f"{root} is a COCO annotation file: build crops first with "
+                         "trashkit.data.build_crop_table(...) and export_crops(...)")
+    splits = COMPETITION_SPLITS if layout == "competition" else ("",)
+    scan = scan_image_folder(root, classes=classes, splits=splits)
+    scan.layout = layout
+    return scan

@@ -1,0 +1,65 @@
+"""Read any image file as an upright RGB picture, or say clearly why not.
+
+Real trash datasets contain everything: truncated JPEGs from interrupted uploads, PNGs with
+alpha, CMYK scans, palette GIF-like PNGs, phone photos whose pixels are stored sideways with
+an EXIF orientation tag. One function handles all of them so that every loader agrees.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+class BadImage(ValueError):
+    """An image file that cannot be decoded; the message names the file and the reason."""
+
+    def __init__(self, path: Path | str, reason: str):
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any PIL mode to RGB; transparent pixels become white, not black."""
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA"):
+        background = Image.new("RGB", img.size, (255, 255, 255))
+        background.paste(img.convert("RGBA"), mask=img.convert("RGBA").getchannel("A"))
+        return background
+    if img.mode != "RGB":  # L, 1, I, F, CMYK, YCbCr ...
+        if img.mode in ("I", "I;16", "F"):
+            img = img.point(lambda v: v * (1 / 256)).convert("L")
+        img = img.convert("RGB")
+    return img
+
+
+def open_rgb(path: Path | str, draft_size: tuple[int, int] | None = None) -> Image.Image:
+    """Decode ``path`` fully into an upright RGB image.
+
+    ``draft_size`` lets libjpeg decode at a reduced scale (1/2, 1/4, 1/8) when we only need a
+    small picture anyway, which is several times faster for big photos. EXIF orientation is
+    applied so a sideways phone photo is seen the way its owner saw it.
+    Raises :class:`BadImage` (never a bare PIL error) for anything undecodable.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            if draft_size is not None and img.format == "JPEG":
+                # draft() keeps the EXIF orientation semantics; ask for >= the target on both
+                # axes (either orientation) so the later resize only ever shrinks.
+                side = max(draft_size)
+                img.draft("RGB", (side, side))
+            img.load()  # forces a full decode: truncated files fail here, not later
+            img = ImageOps.exif_transpose(img)
+            return _to_rgb(img)
+    except UnidentifiedImageError:
+        raise BadImage(path, "not an image file (PIL cannot identify it)") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # truncated / corrupt data
+        raise BadImage(path, f"corrupt or truncated image ({exc})") from None
+    except Image.DecompressionBombError as exc:
+        raise BadImage(path, f"refused: {exc}") from None
