@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 from conftest import REPO, TACO, needs
@@ -14,7 +15,8 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
 def test_there_are_notebooks():
-    assert [p.name for p in NOTEBOOKS][:1] == ["01_eda.ipynb"]
+    assert [p.name for p in NOTEBOOKS][:3] == ["01_eda.ipynb", "02_flops_macs.ipynb",
+                                              "03_shufflenetv2_guidelines.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -77,3 +79,22 @@ def test_output_dir_is_never_overwritten(tmp_path, tiny_home):
         execute("01_eda.ipynb", tmp_path, tiny_home, output_dir=str(tmp_path / "run"),
                 interactive=False)
     assert (tmp_path / "run" / "earlier.txt").read_text() == "keep me"
+
+
+@pytest.mark.slow
+def test_flops_chapter_quick(tmp_path, tiny_home):
+    nb = execute("02_flops_macs.ipynb", tmp_path, tiny_home, output_dir=str(tmp_path / "run"),
+                 quick=True, interactive=False, resolution=96)
+    assert "Spearman rank correlation" in _text(nb)
+    for f in ("macs_vs_latency.png", "counters_mobilenet_v3_small.csv",
+              "layers_shufflenet_v2_x0_5.csv"):
+        assert (tmp_path / "run" / f).is_file(), f
+
+
+@pytest.mark.slow
+def test_guidelines_chapter_quick(tmp_path, tiny_home):
+    execute("03_shufflenetv2_guidelines.ipynb", tmp_path, tiny_home,
+            output_dir=str(tmp_path / "run"), quick=True)
+    verdicts = pd.read_csv(tmp_path / "run" / "verdicts.csv")
+    assert sorted(verdicts.guideline) == ["G1", "G2", "G3", "G4"]
+    assert set(verdicts.verdict) <= {"holds", "partly", "does not hold"}

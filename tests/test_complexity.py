@@ -1,0 +1,212 @@
+"""The analytic counter against hand counts, ptflops, and the guard and latency instruments."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision import models as tvm
+from torchvision.ops import SqueezeExcitation
+
+from trashkit.complexity import (check_countable, compare_counters, count_layers,
+                                 find_escapes, measure_latency, official_macs, ptflops_count)
+from trashkit.complexity import formulas as fm
+
+
+def total(module, size, key="macs"):
+    return count_layers(module, size).attrs["total"][key]
+
+
+def row(module, size):
+    df = count_layers(module, size)
+    assert len(df) == 1, df
+    return df.iloc[0]
+
+
+# --- hand-countable cases, one per layer type --------------------------------------------
+
+@pytest.mark.parametrize("kw, size, hand_macs, hand_out", [
+    # plain 3x3, no padding: 8x8 -> 6x6
+    (dict(in_channels=2, out_channels=4, kernel_size=3, bias=False), (2, 8, 8),
+     4 * 6 * 6 * 2 * 9, (1, 4, 6, 6)),
+    # padding 1 keeps 8x8
+    (dict(in_channels=2, out_channels=4, kernel_size=3, padding=1, bias=False), (2, 8, 8),
+     4 * 8 * 8 * 2 * 9, (1, 4, 8, 8)),
+    # stride 2 + padding 1: 8x8 -> 4x4
+    (dict(in_channels=2, out_channels=4, kernel_size=3, stride=2, padding=1, bias=False),
+     (2, 8, 8), 4 * 4 * 4 * 2 * 9, (1, 4, 4, 4)),
+    # dilation 2 (effective 5x5), no padding: 8x8 -> 4x4
+    (dict(in_channels=2, out_channels=4, kernel_size=3, dilation=2, bias=False), (2, 8, 8),
+     4 * 4 * 4 * 2 * 9, (1, 4, 4, 4)),
+    # bias: one more MAC per output
+    (dict(in_channels=2, out_channels=4, kernel_size=1, bias=True), (2, 5, 5),
+     4 * 5 * 5 * (2 + 1), (1, 4, 5, 5)),
+    # groups=2: each output sees half the inputs
+    (dict(in_channels=4, out_channels=6, kernel_size=3, padding=1, groups=2, bias=False),
+     (4, 6, 6), 6 * 6 * 6 * 2 * 9, (1, 6, 6, 6)),
+    # depthwise
+    (dict(in_channels=5, out_channels=5, kernel_size=3, padding=1, groups=5, bias=False),
+     (5, 7, 7), 5 * 7 * 7 * 9, (1, 5, 7, 7)),
+    # rectangular kernel and stride
+    (dict(in_channels=1, out_channels=1, kernel_size=(1, 3), stride=(2, 1), bias=False),
+     (1, 6, 6), 1 * 3 * 4 * 3, (1, 1, 3, 4)),
+])
+def test_conv_hand_counts(kw, size, hand_macs, hand_out):
+    conv = nn.Conv2d(**kw)
+    r = row(conv, size)
+    assert r.macs == hand_macs and r.out_shape == hand_out
+    assert r.params == sum(p.numel() for p in conv.parameters())
+    k = kw["in_channels"] // kw.get("groups", 1) * (conv.kernel_size[0] * conv.kernel_size[1])
+    outputs = 1
+    for s in hand_out:
+        outputs *= s
+    assert r.flops == outputs * (2 * k - 1) + (outputs if kw.get("bias") else 0)
+    assert r.mem == 1 * size[0] * size[1] * size[2] + r.params + outputs
+
+
+def test_matvec_dot_linear():
+    r = row(nn.Linear(3, 3, bias=False), (3,))
+    assert (r.macs, r.flops) == (9, 15)
+    r = row(nn.Linear(10, 1, bias=False), (10,))
+    assert (r.macs, r.flops) == (10, 19)
+    r = row(nn.Linear(7, 5), (7,))
+    assert (r.macs, r.flops, r.params) == (5 * 7 + 5, 5 * 13 + 5, 40)
+    assert fm.matvec(3, 3).macs == 9 and fm.dot(4).flops == 7
+
+
+def test_batchnorm_activations_pools():
+    shape = (3, 4, 4)
+    n = 48
+    assert (row(nn.BatchNorm2d(3), shape).macs, row(nn.BatchNorm2d(3), shape).flops) == (n, 2 * n)
+    expected = {nn.ReLU(): (0, n), nn.ReLU6(): (0, 2 * n), nn.Hardswish(): (2 * n, 5 * n),
+                nn.Hardsigmoid(): (n, 4 * n), nn.SiLU(): (n, 4 * n), nn.Sigmoid(): (0, 3 * n)}
+    for mod, (m, f) in expected.items():
+        r = row(mod, shape)
+        assert (r.macs, r.flops) == (m, f), type(mod).__name__
+        assert r.mem == 2 * n
+    r = row(nn.MaxPool2d(2), shape)   # 3x2x2 outputs, 3 comparisons each
+    assert (r.macs, r.flops, r.out_shape) == (0, 12 * 3, (1, 3, 2, 2))
+    r = row(nn.AvgPool2d(2), shape)   # 3 adds + 1 multiply per output
+    assert (r.macs, r.flops) == (12, 12 * 4)
+    r = row(nn.AdaptiveAvgPool2d(1), shape)  # global: 15 adds + 1 multiply per channel
+    assert (r.macs, r.flops) == (3, 3 * 16)
+    r = row(nn.MaxPool2d(3, stride=2, padding=1), (2, 8, 8))
+    assert r.out_shape == (1, 2, 4, 4) and r.flops == 32 * 8
+
+
+def test_squeeze_excite_and_residual_and_shuffle_are_seen():
+    c, h = 16, 5
+    se = SqueezeExcitation(c, 4, scale_activation=nn.Hardsigmoid)
+    df = count_layers(se, (c, h, h))
+    mul = df[df.category == "se-multiply"]
+    assert len(mul) == 1 and mul.macs.iloc[0] == c * h * h
+    assert df.attrs["total"]["macs"] == fm.total(fm.squeeze_excite(c, 4, h, h)).macs
+
+    class Res(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(4, 4, 1, bias=False)
+
+        def forward(self, x):
+            y = self.conv(x)
+            y += x
+            return torch.cat([y, x], 1)
+
+    df = count_layers(Res(), (4, 3, 3))
+    assert df.category.tolist() == ["conv", "residual-add", "concat"]
+    add = df.iloc[1]
+    assert (add.macs, add.flops, add.mem) == (0, 36, 3 * 36)
+    assert (df.iloc[2].macs, df.iloc[2].mem) == (0, 2 * 72)
+    sdf = count_layers(tvm.shufflenet_v2_x0_5(num_classes=6), (3, 64, 64))
+    assert (sdf.category == "shuffle").sum() == 16  # one per ShuffleNetV2 unit
+
+
+def test_unknown_parametrised_layer_is_reported():
+    class Odd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(3))
+
+        def forward(self, x):
+            return x * self.w.view(1, 3, 1, 1)
+
+    with pytest.warns(UserWarning, match="cannot price"):
+        df = count_layers(nn.Sequential(Odd()), (3, 2, 2))
+    assert df.attrs["unknown"] == ["0 (Odd)"]
+
+
+# --- agreement with ptflops ---------------------------------------------------------------
+
+@pytest.mark.parametrize("build", [tvm.mobilenet_v3_small, tvm.shufflenet_v2_x0_5],
+                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize("size", [224, 156])
+def test_conv_linear_agree_with_ptflops_aten(build, size):
+    model = build(num_classes=6)
+    df = count_layers(model, (3, size, size))
+    ours = int(df[df.category.isin(["conv", "linear"])].macs.sum())
+    aten, _ = ptflops_count(model, (3, size, size), backend="aten", ignore_relu=False)
+    assert ours == aten
+
+
+@pytest.mark.parametrize("build", [tvm.mobilenet_v3_small, tvm.shufflenet_v2_x0_5,
+                                   tvm.mnasnet0_5], ids=lambda f: f.__name__)
+def test_every_counter_is_explained_by_our_table(build):
+    cmp = compare_counters(build(num_classes=6), (3, 96, 96))
+    assert cmp.matches.all(), cmp[["MACs", "predicted from our table"]]
+    assert cmp.MACs.nunique() >= 4  # the counters really do disagree
+
+
+def test_official_macs_settings():
+    m = tvm.mobilenet_v3_small(num_classes=6)
+    assert official_macs(m, 156) == official_macs(m, (3, 156, 156))
+    assert official_macs(m, 156) < official_macs(m, 224)
+    with_relu, _ = ptflops_count(m, (3, 156, 156), "pytorch", False, ignore_relu=False)
+    assert official_macs(m, 156) < with_relu  # ReLU family really ignored
+
+
+# --- the guard ----------------------------------------------------------------------------
+
+class DodgingConv(nn.Conv2d):
+    """Planted: computes a convolution the official counter never sees."""
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+
+
+class DodgingLinear(nn.Linear):
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+
+def test_guard_finds_planted_hook_dodgers():
+    model = nn.Sequential(DodgingConv(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 1),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), DodgingLinear(8, 6))
+    escapes = find_escapes(model)
+    assert [(e.name, e.cls) for e in escapes] == [("0", "DodgingConv"), ("5", "DodgingLinear")]
+    assert "F.conv2d" in escapes[0].reason and "F.linear" in escapes[1].reason
+    with pytest.raises(ValueError, match="DodgingConv"):
+        check_countable(model)
+    # and the escape is real: the official count misses the dodging conv's MACs
+    honest = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 1),
+                           nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 6))
+    assert official_macs(model, 16) < official_macs(honest, 16)
+
+
+def test_guard_passes_torchvision_models():
+    for build in (tvm.mobilenet_v3_small, tvm.shufflenet_v2_x0_5, tvm.mobilenet_v2):
+        assert find_escapes(build(num_classes=6)) == []
+        check_countable(build(num_classes=6))
+
+
+# --- latency ------------------------------------------------------------------------------
+
+def test_latency_reports_context_and_order():
+    lat = measure_latency(nn.Conv2d(3, 4, 3), (3, 16, 16), runs=7, warmup=1, threads=1)
+    assert lat.runs == 7 and lat.threads == 1 and lat.batch == 1
+    assert 0 < lat.median_ms <= lat.p90_ms
+    assert lat.torch == torch.__version__ and "cpu" in lat.device
+    text = str(lat)
+    assert "threads" in text and "torch" in text and "median" in text
+    lat8 = measure_latency(nn.Conv2d(3, 4, 3), (3, 16, 16), batch=8, runs=3, warmup=1)
+    assert lat8.batch == 8 and lat8.throughput == pytest.approx(8000 / lat8.median_ms)
