@@ -154,7 +154,8 @@ def _seed_worker(worker_id: int) -> None:
 def make_train_loader(cache: ImageCache, indices: Sequence[int], batch_size: int = 64,
                       seed: int = 0, randaugment: tuple[int, int] | None = (2, 9),
                       workers: int | None = None, drop_last: bool = True, sampler=None,
-                      scale: tuple[float, float] | None = None) -> DataLoader:
+                      scale: tuple[float, float] | None = None,
+                      persistent: bool = True) -> DataLoader:
     """Shuffled, augmented uint8 batches; same seed -> same batches, bit for bit.
 
     Each worker builds whole batches (a ``BatchSampler`` hands it a list of indices). Pass a
@@ -167,7 +168,7 @@ def make_train_loader(cache: ImageCache, indices: Sequence[int], batch_size: int
     base = sampler if sampler is not None else RandomSampler(ds, generator=g)
     batches = BatchSampler(base, batch_size, drop_last=drop_last and len(ds) >= batch_size)
     return DataLoader(ds, sampler=batches, batch_size=None, num_workers=workers, generator=g,
-                      worker_init_fn=_seed_worker, persistent_workers=workers > 0)
+                      worker_init_fn=_seed_worker, persistent_workers=persistent and workers > 0)
 
 
 def make_eval_loader(cache: ImageCache, indices: Sequence[int] | None = None,
