@@ -33,3 +33,18 @@ def tiny_home(tmp_path_factory) -> Path:
 
 def needs(path: Path):
     return pytest.mark.skipif(not path.exists(), reason=f"{path} not available")
+
+
+@pytest.fixture(scope="session")
+def tiny_crops(tiny_home) -> Path:
+    """The competition-layout crops of ``tiny_home``'s default dataset."""
+    from trashkit.data import default_dataset
+    return default_dataset(tiny_home / "data" / "synthetic", n_train_images=60,
+                           n_test_images=12)["crops"]
+
+
+@pytest.fixture()
+def isolated_home(tiny_home, monkeypatch):
+    """Point TRASHKIT_HOME (caches, outputs, default data) at the tiny home."""
+    monkeypatch.setenv("TRASHKIT_HOME", str(tiny_home))
+    return tiny_home

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -15,8 +16,9 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
 def test_there_are_notebooks():
-    assert [p.name for p in NOTEBOOKS][:3] == ["01_eda.ipynb", "02_flops_macs.ipynb",
-                                              "03_shufflenetv2_guidelines.ipynb"]
+    assert [p.name for p in NOTEBOOKS][:5] == ["01_eda.ipynb", "02_flops_macs.ipynb",
+                                              "03_shufflenetv2_guidelines.ipynb",
+                                              "04_train.ipynb", "05_score.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -98,3 +100,20 @@ def test_guidelines_chapter_quick(tmp_path, tiny_home):
     verdicts = pd.read_csv(tmp_path / "run" / "verdicts.csv")
     assert sorted(verdicts.guideline) == ["G1", "G2", "G3", "G4"]
     assert set(verdicts.verdict) <= {"holds", "partly", "does not hold"}
+
+
+@pytest.mark.slow
+def test_train_and_score_chapters(tmp_path, tiny_home):
+    nb = execute("04_train.ipynb", tmp_path, tiny_home, output_dir=str(tmp_path / "train"),
+                 epochs=2, model="tiny", image_size=64, interactive=False)
+    assert "val_macro_f1" in _text(nb)
+    metrics = json.loads((tmp_path / "train" / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and metrics["input_size"] == 64 and metrics["macs"] > 0
+    execute("05_score.ipynb", tmp_path, tiny_home, checkpoint=str(tmp_path / "train" / "best.pt"),
+            output_dir=str(tmp_path / "score"), latency_runs=3, interactive=False)
+    scores = json.loads((tmp_path / "score" / "scores.json").read_text())
+    for key in ("f1", "macs", "params", "latency_ms", "submit_time_s", "score_macs",
+                "score_time"):
+        assert scores[key] is not None, key
+    assert (tmp_path / "score" / "submission.csv").is_file()
+    assert (tmp_path / "score" / "leaderboard.csv").is_file()

@@ -35,6 +35,13 @@ def demo(run_name: str = "demo", kernel: str = "python3", params: dict | None = 
     return run
 
 
+#: the demo keeps every chapter under a few minutes on 2 CPU cores
+DEMO_PARAMS = {"02_flops_macs": {"study_runs": 10},
+               "03_shufflenetv2_guidelines": {"runs": 20},
+               "04_train": {"epochs": 10},
+               "05_score": {"latency_runs": 30}}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="trashkit")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -42,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("build-default", help="build the synthetic default dataset only")
     args = ap.parse_args(argv)
     if args.cmd == "demo":
-        demo()
+        demo(params=DEMO_PARAMS)
     else:
         from .data import resolve_source
         print(resolve_source("default"))

@@ -356,6 +356,7 @@ def finish(out: Path, model: nn.Module, data: Data, cfg: TrainConfig, device: to
         "torch": torch.__version__, "model": cfg.model, "data": data.source,
         "classes": data.classes, "n_train": int(len(data.train_idx)),
         "n_val": int(len(data.val_idx)), "skipped_files": [str(s[0]) for s in data.skipped],
+        "run_dir": str(out),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     cm = confusion_matrix(true, pred, labels=list(range(len(data.classes))))

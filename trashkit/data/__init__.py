@@ -10,7 +10,7 @@ from .mapping import load_mapping, resolve_mapping, available_mappings
 from .coco import (CocoDataset, load_coco, iou_matrix, overlap_drops, build_crop_table,
                    step_counts, export_crops, CropExport)
 from .synthetic import make_synthetic_coco, default_dataset, SYNTHETIC_CLASSES
-from .cache import ImageCache, build_cache
+from .cache import ImageCache, build_cache, decode_resized
 from .sources import Source, resolve_source
 from .loader import (CachedDataset, BatchAugment, make_train_loader, make_eval_loader, cutout,
                      normalize_batch, train_transform, stratified_split)

@@ -55,10 +55,12 @@ def cache_key(samples: Sequence[Sample], size: int) -> str:
     return h.hexdigest()[:16]
 
 
-def _decode(path: Path, size: int) -> np.ndarray:
+def decode_resized(path: Path, size: int) -> np.ndarray:
+    """Decode a file to the cache's ``3 x size x size`` uint8 layout (also used at inference,
+    so evaluation sees exactly the pixels training saw)."""
     img = open_rgb(path, draft_size=(size, size))
     img = img.resize((size, size), Image.BILINEAR, reducing_gap=2.0)
-    return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
+    return np.ascontiguousarray(np.asarray(img, dtype=np.uint8).transpose(2, 0, 1))
 
 
 def build_cache(samples: Sequence[Sample], size: int, cache_dir: Path | str,
@@ -86,7 +88,7 @@ def build_cache(samples: Sequence[Sample], size: int, cache_dir: Path | str,
 
     def work(i: int) -> tuple[int, str | None]:
         try:
-            out[i] = _decode(samples[i].path, size)
+            out[i] = decode_resized(samples[i].path, size)
             return i, None
         except BadImage as exc:
             return i, exc.reason
