@@ -56,6 +56,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     focal_gamma: float = 2.0
     val_fraction: float = 0.2        # image folders only; the competition layout has val/
+    split_seed: int = 0              # the train/val split (kept apart from the training seed)
     seed: int = 42
     amp: bool = True                 # mixed precision (CUDA only; ignored on CPU)
     device: str = "auto"
@@ -156,7 +157,7 @@ def prepare_data(cfg: TrainConfig, progress: bool = True) -> Data:
     if scan.layout == "competition" and (splits == "val").any():
         tr, va = np.flatnonzero(splits == "train"), np.flatnonzero(splits == "val")
     else:
-        tr, va = stratified_split(labels, cfg.val_fraction, cfg.seed)
+        tr, va = stratified_split(labels, cfg.val_fraction, cfg.split_seed)
     return Data(cache, scan.classes, tr, va, str(src.folder), cache.skipped + scan.skipped)
 
 

@@ -38,7 +38,7 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], int, tuple[int, ...]]] = {
     "Flatten": ((), 0, ()),
     "Linear": (("c", "act"), 1, ()),
 }
-_BN = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
+_BN = partial(nn.BatchNorm2d, eps=0.001, momentum=0.1)
 
 
 def _act(name):

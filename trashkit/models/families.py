@@ -58,7 +58,7 @@ def mobilenetv3(width: float = 1.0, depth: float = 1.0, num_classes: int = 6,
     last = InvertedResidualConfig.adjust_channels(last_channel, min(1.0, width) if width < 1
                                                   else width)
     return MobileNetV3(cfg, last, num_classes=num_classes, dropout=dropout,
-                       norm_layer=partial(nn.BatchNorm2d, eps=0.001, momentum=0.01))
+                       norm_layer=partial(nn.BatchNorm2d, eps=0.001, momentum=0.1))
 
 
 def shufflenetv2(width: float = 0.5, depth: float = 1.0, num_classes: int = 6) -> ShuffleNetV2:
