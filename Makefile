@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.trashkit-installed
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e ".[dev]"
+	$(PY) -m pip install -e ".[dev,postgres]"
 	touch $(STAMP)
 
 install: $(STAMP)

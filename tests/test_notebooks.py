@@ -16,9 +16,10 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
 def test_there_are_notebooks():
-    assert [p.name for p in NOTEBOOKS][:5] == ["01_eda.ipynb", "02_flops_macs.ipynb",
+    assert [p.name for p in NOTEBOOKS][:6] == ["01_eda.ipynb", "02_flops_macs.ipynb",
                                               "03_shufflenetv2_guidelines.ipynb",
-                                              "04_train.ipynb", "05_score.ipynb"]
+                                              "04_train.ipynb", "05_score.ipynb",
+                                              "06_automl.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -117,3 +118,11 @@ def test_train_and_score_chapters(tmp_path, tiny_home):
         assert scores[key] is not None, key
     assert (tmp_path / "score" / "submission.csv").is_file()
     assert (tmp_path / "score" / "leaderboard.csv").is_file()
+
+
+@pytest.mark.slow
+def test_automl_chapter_smoke(tmp_path, tiny_home):
+    execute("06_automl.ipynb", tmp_path, tiny_home, output_dir=str(tmp_path / "run"),
+            n_trials=3, epochs=1, image_sizes=[32], budget=20_000_000)
+    trials = pd.read_csv(tmp_path / "run" / "trials.csv")
+    assert len(trials) == 3

@@ -47,7 +47,28 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("demo", help="build the default data and execute every chapter")
     sub.add_parser("build-default", help="build the synthetic default dataset only")
+    sp = sub.add_parser("search", help="run an Optuna worker on a (shared) study")
+    sp.add_argument("--output-dir", required=True)
+    sp.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="SearchConfig fields, e.g. n_trials=20 epochs=3 storage=postgresql://...")
     args = ap.parse_args(argv)
+    if args.cmd == "search":
+        import dataclasses
+        import json as _json
+        from .search import SearchConfig, run_search, finished
+        fields = {f.name for f in dataclasses.fields(SearchConfig)}
+        kwargs = {}
+        for item in args.set:
+            key, _, value = item.partition("=")
+            if key not in fields:
+                ap.error(f"unknown search parameter {key!r}; valid: {sorted(fields)}")
+            try:
+                kwargs[key] = _json.loads(value)
+            except _json.JSONDecodeError:
+                kwargs[key] = value
+        study = run_search(SearchConfig(**kwargs), args.output_dir)
+        print(f"study {study.study_name}: {len(finished(study))} finished trials")
+        return 0
     if args.cmd == "demo":
         demo(params=DEMO_PARAMS)
     else:

@@ -217,14 +217,16 @@ def load_weights(model: nn.Module, ckpt: dict, classes: list[str], path: Path) -
 
 
 def train(cfg: TrainConfig | dict | None, output_dir: str | Path | None = None, resume: bool = False,
-          progress: bool = True, stop_after: int | None = None) -> dict:
+          progress: bool = True, stop_after: int | None = None,
+          on_epoch=None) -> dict:
     """Train (or resume) one run; returns the metrics written to ``metrics.json``.
 
     ``output_dir`` None -> a fresh ``outputs/<run-id>-train``. A new run refuses a folder that
     already holds a run; ``resume=True`` continues the run in ``output_dir`` from ``last.pt``
     (its saved config wins; passing a different one is an error). ``stop_after`` ends the
     process after that many epochs, as a crash would (for tests and demos). ``cfg`` may be
-    None when resuming.
+    None when resuming. ``on_epoch(epoch, val_macro_f1)`` is called after every epoch (the
+    AutoML chapter prunes weak trials from it by raising).
     """
     cfg = TrainConfig.from_dict(cfg) if isinstance(cfg, dict) else cfg
     if cfg is not None:
@@ -332,6 +334,8 @@ def train(cfg: TrainConfig | dict | None, output_dir: str | Path | None = None, 
         if progress:
             print(f"epoch {epoch + 1:3d}/{cfg.epochs}  train loss {history[-1]['train_loss']:.4f}"
                   f"  val loss {val_loss:.4f}  val macro-F1 {f1:.4f}  ({wall:.0f}s)")
+        if on_epoch is not None:
+            on_epoch(epoch + 1, f1)
         if stop_after is not None and epoch + 1 - start_epoch >= stop_after \
                 and epoch + 1 < cfg.epochs:
             raise KeyboardInterrupt(f"stopped after epoch {epoch + 1} (stop_after)")

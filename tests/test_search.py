@@ -1,0 +1,169 @@
+"""The AutoML search: valid architectures only, budgets before training, shared storage."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from trashkit.complexity import find_escapes
+from trashkit.models import build_yaml_model
+from trashkit.search import (SearchConfig, export_pareto, finished, load_study, run_search,
+                             sample_config, trials_table)
+
+from conftest import REPO
+
+
+def tiny_search(crops, **kw) -> SearchConfig:
+    base = dict(data=str(crops), epochs=1, slots=2, image_sizes=(32,), channels=(8, 16),
+                workers=0, n_trials=4, heartbeat_interval=1, grace_period=4)
+    return SearchConfig(**{**base, **kw})
+
+
+def test_every_sampled_architecture_builds_and_passes_the_guard():
+    cfg = SearchConfig(slots=5)
+    study = optuna.create_study(directions=["maximize", "minimize"],
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    built = rejected = 0
+    for _ in range(60):
+        trial = study.ask()
+        try:
+            model_cfg, params = sample_config(trial, cfg)
+        except optuna.TrialPruned as exc:
+            assert "stride-2" in str(exc)
+            rejected += 1
+            continue
+        model = build_yaml_model(model_cfg, 6)
+        assert find_escapes(model) == []
+        n_s2 = sum(1 for e in model_cfg["backbone"] if len(e[2]) and e[1] != "Fire" and
+                   (e[2][{"Conv": 2, "DWConv": 2, "InvertedResidualv2": 2, "MBConv": 2,
+                          "InvertedResidualv3": 5}.get(e[1], 99)] if e[1] in
+                    ("Conv", "DWConv", "InvertedResidualv2", "MBConv", "InvertedResidualv3")
+                    else 1) == 2)
+        assert n_s2 <= cfg.max_stride2
+        assert params["image_size"] in cfg.image_sizes
+        built += 1
+    assert built > 10 and rejected > 0
+
+
+def test_invalid_combinations_rejected_before_training():
+    fixed = {"stem_act": "ReLU", "stem_c": 8, "head_c": 64, "width_multiple": 1.0,
+             "depth_multiple": 1.0, "image_size": 32, "randaugment_m": 5, "batch_size": 32,
+             "lr": 0.1}
+    slot = lambda i, m, s: {f"s{i}_module": m, f"s{i}_repeat": 1, f"s{i}_c": 16,  # noqa: E731
+                            f"s{i}_k": 3, f"s{i}_s": s, f"s{i}_act": "ReLU", f"s{i}_se": 0,
+                            f"s{i}_t": 2}
+    cfg = SearchConfig(slots=3, max_stride2=2, image_sizes=(32,))
+    ok = optuna.trial.FixedTrial({**fixed, **slot(0, "Conv", 2), **slot(1, "none", 2),
+                                  **slot(2, "Fire", 1)})
+    model_cfg, _ = sample_config(ok, cfg)
+    assert [e[1] for e in model_cfg["backbone"]][:3] == ["Conv", "Conv", "Fire"]
+    too_many = optuna.trial.FixedTrial({**fixed, **slot(0, "Conv", 2), **slot(1, "DWConv", 2),
+                                        **slot(2, "none", 1)})
+    with pytest.raises(optuna.TrialPruned, match="more than 2 stride-2"):
+        sample_config(too_many, cfg)
+    fire2 = optuna.trial.FixedTrial({**fixed, **slot(0, "Fire", 2), **slot(1, "none", 1),
+                                     **slot(2, "none", 1)})
+    with pytest.raises(optuna.TrialPruned, match="Fire has no stride-2"):
+        sample_config(fire2, cfg)
+
+
+@pytest.mark.slow
+def test_budget_prunes_without_training_and_resume(tmp_path, tiny_crops, isolated_home):
+    cfg = tiny_search(tiny_crops, n_trials=3, budget=1.0)  # 1 MAC: everything over budget
+    study = run_search(cfg, tmp_path)
+    done = finished(study)
+    assert len(done) == 3 and all(t.state == TrialState.PRUNED for t in done)
+    assert all("over budget" in t.user_attrs.get("pruned_why", "") or
+               "stride-2" in t.user_attrs.get("pruned_why", "") for t in done)
+    assert not list(tmp_path.glob("trial_*/run/last.pt"))  # nothing was trained
+    # resume the same study with a larger target: only the missing trials run
+    study = run_search(tiny_search(tiny_crops, n_trials=5, budget=None), tmp_path)
+    done = finished(study)
+    assert len(done) == 5
+    complete = [t for t in done if t.state == TrialState.COMPLETE]
+    assert all("val_macro_f1" in t.user_attrs and "macs" in t.user_attrs for t in complete)
+    table = trials_table(study)
+    assert len(table) == 5
+    if complete:
+        paths = export_pareto(study, tmp_path / "export")
+        assert paths and paths[0].read_text().startswith("# trial")
+        build_yaml_model(paths[0], 6)  # the exported file builds as it is
+
+
+def _worker(out, storage, crops, n, extra=()):
+    args = [sys.executable, "-m", "trashkit", "search", "--output-dir", str(out), "--set",
+            f"storage={storage}", f"data={crops}", f"n_trials={n}", "epochs=1", "slots=2",
+            "image_sizes=[32]", "channels=[8,16]", "workers=0", "heartbeat_interval=1",
+            "grace_period=4", *extra]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                            cwd=str(out))
+
+
+def _shared_study_two_workers(tmp_path, storage, crops, study_name):
+    n = 6
+    procs = [_worker(tmp_path, storage, crops, n, [f"study_name={study_name}", f"seed={i}"])
+             for i in range(2)]
+    outs = [p.communicate(timeout=900)[0].decode() for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    done = finished(study)
+    assert len(done) == n, [(t.number, t.state) for t in study.trials]
+    for t in done:
+        if t.state == TrialState.COMPLETE:
+            assert {"val_macro_f1", "macs", "params"} <= set(t.user_attrs)
+            assert len(t.values) == 2
+    # both workers really worked on the study
+    assert all("finished trials" in o for o in outs)
+    return study
+
+
+@pytest.mark.slow
+def test_sqlite_two_processes_share_one_study(tmp_path, tiny_crops, isolated_home):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    _shared_study_two_workers(tmp_path, storage, tiny_crops, "sqlite-shared")
+
+
+@pytest.mark.slow
+def test_postgresql_two_processes_share_one_study(tmp_path, tiny_crops, isolated_home):
+    url = os.environ.get("TRASHKIT_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide TRASHKIT_TEST_POSTGRES_URL (.ci/run starts PostgreSQL)")
+        pytest.skip("set TRASHKIT_TEST_POSTGRES_URL to a PostgreSQL database to run this test")
+    _shared_study_two_workers(tmp_path, url, tiny_crops, f"pg-{os.getpid()}-{time.time_ns()}")
+
+
+@pytest.mark.slow
+def test_resume_after_killed_worker(tmp_path, tiny_crops, isolated_home):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    n = 3
+    proc = _worker(tmp_path, storage, tiny_crops, n, ["study_name=killed", "epochs=3"])
+    deadline = time.time() + 300
+    running = []
+    while time.time() < deadline and not running:
+        time.sleep(1)
+        try:
+            study = optuna.load_study(study_name="killed", storage=storage)
+        except KeyError:
+            continue
+        running = study.get_trials(states=(TrialState.RUNNING,))
+    assert running, "the worker never started a trial"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    victim = running[0].number
+    time.sleep(5)  # longer than the grace period: the trial's heartbeat has stopped
+    study = run_search(tiny_search(tiny_crops, n_trials=n, study_name="killed",
+                                   storage=storage), tmp_path)
+    states = {t.number: t.state for t in study.trials}
+    assert states[victim] == TrialState.FAIL       # the dead worker's trial
+    assert len(finished(study)) == n                 # and the study still got n trials
+    retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim]
+    assert retried, "the killed trial was not retried"

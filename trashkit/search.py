@@ -1,0 +1,278 @@
+"""Chapter 6: multi-objective architecture + hyper-parameter search with Optuna.
+
+A trial samples a YAML backbone (a fixed number of module slots, each choosing its module -
+or none - repeats, channels, kernel, activation, stride, squeeze-excite) plus width/depth
+multiples, input size, augmentation strength, batch size and learning rate. Invalid or
+over-budget architectures are pruned *before* any training; the rest train with the
+chapter-4 recipe for a few epochs and report (macro-F1 up, MACs or latency down).
+
+Storage is any URL Optuna accepts: a SQLite file in the run folder by default, PostgreSQL for
+workers on several machines. Workers share one study and stop at exactly ``n_trials`` finished
+(complete or pruned) trials: a worker that draws a trial beyond that number marks it as a
+surplus FAIL without training. Heartbeats let a restarted study re-run the trial of a worker
+that was killed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import yaml
+from optuna.trial import TrialState
+
+from .complexity import find_escapes, measure_latency, official_macs
+from .models import build_yaml_model
+from .train import TrainConfig, train
+
+MODULES = ("none", "Conv", "DWConv", "InvertedResidualv2", "InvertedResidualv3", "MBConv",
+           "Fire", "Bottleneck")
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+@dataclass
+class SearchConfig:
+    """What to search, how long each trial trains, and where the study lives."""
+
+    data: str = "default"
+    n_trials: int = 20
+    epochs: int = 3                  # per trial (the chapter-4 recipe, shortened)
+    objective: str = "macs"          # second objective: "macs" or "latency" (batch-1 CPU ms)
+    budget: float | None = None      # max MACs (or ms); over-budget trials are never trained
+    slots: int = 5
+    max_stride2: int = 4             # stride-2 stages allowed, the stem included
+    image_sizes: tuple[int, ...] = (96, 112, 128, 156)
+    channels: tuple[int, int] = (16, 96)
+    prune_f1: float = 0.0            # prune a trial whose F1 after half its epochs is below
+    sampler: str = "tpe"             # "tpe" or "nsga2"
+    storage: str | None = None       # None: sqlite:///<output_dir>/study.db
+    study_name: str = "trashkit"
+    seed: int = 0
+    workers: int | None = None       # data-loader workers per trial
+    heartbeat_interval: int = 5      # seconds between a running trial's heartbeats
+    grace_period: int = 20           # a trial silent this long belongs to a dead worker
+
+
+class SurplusTrial(Exception):
+    """Raised for a trial drawn after the study already has ``n_trials`` in flight or done."""
+
+
+def sample_config(trial: optuna.Trial, cfg: SearchConfig) -> tuple[dict, dict]:
+    """``(backbone YAML dict, training params)`` for one trial; raises TrialPruned if invalid.
+
+    Every slot suggests every parameter (a static space that any sampler handles); the
+    parameters a module does not use are simply ignored.
+    """
+    act = trial.suggest_categorical("stem_act", ["ReLU", "Hardswish"])
+    stem = trial.suggest_categorical("stem_c", [8, 16, 24])
+    backbone: list = [[1, "Conv", [stem, 3, 2, None, 1, act]]]
+    stride2 = 1
+    lo, hi = cfg.channels
+    for i in range(cfg.slots):
+        kind = trial.suggest_categorical(f"s{i}_module", MODULES)
+        rep = trial.suggest_int(f"s{i}_repeat", 1, 3)
+        c = trial.suggest_int(f"s{i}_c", lo, hi, step=8)
+        k = trial.suggest_categorical(f"s{i}_k", [3, 5])
+        s = trial.suggest_categorical(f"s{i}_s", [1, 2])
+        a = trial.suggest_categorical(f"s{i}_act", ["ReLU", "Hardswish"])
+        se = trial.suggest_categorical(f"s{i}_se", [0, 1])
+        t = trial.suggest_categorical(f"s{i}_t", [1, 2, 3, 4, 6])
+        if kind == "none":
+            continue
+        if kind in ("Fire", "Bottleneck") and s == 2:
+            raise optuna.TrialPruned(f"slot {i}: {kind} has no stride-2 form")
+        stride2 += s == 2
+        if stride2 > cfg.max_stride2:
+            raise optuna.TrialPruned(f"more than {cfg.max_stride2} stride-2 stages")
+        args = {"Conv": [c, k, s, None, 1, a], "DWConv": [c, k, s, a],
+                "InvertedResidualv2": [c, t, s], "MBConv": [t, c, s, k],
+                "InvertedResidualv3": [k, t, c, se, int(a == "Hardswish"), s],
+                "Fire": [max(8, c // 4), c // 2, c // 2], "Bottleneck": [c]}[kind]
+        backbone.append([rep, kind, args])
+    head = trial.suggest_int("head_c", 64, 512, step=64)
+    backbone += [[1, "Conv", [head, 1, 1, None, 1, act]], [1, "GlobalAvgPool", []],
+                 [1, "Flatten", []], [1, "Linear", [6]]]
+    model = {"input_channel": 3,
+             "width_multiple": trial.suggest_float("width_multiple", 0.5, 1.25, step=0.25),
+             "depth_multiple": trial.suggest_float("depth_multiple", 0.5, 1.0, step=0.5),
+             "backbone": backbone}
+    params = {"image_size": trial.suggest_categorical("image_size", list(cfg.image_sizes)),
+              "randaugment_m": trial.suggest_int("randaugment_m", 3, 12),
+              "batch_size": trial.suggest_categorical("batch_size", [32, 64]),
+              "lr": trial.suggest_float("lr", 0.02, 0.2, log=True)}
+    return model, params
+
+
+def _cost(model_cfg: dict, size: int, n_classes: int = 6) -> tuple[int, float]:
+    """(official MACs, batch-1 CPU latency in ms) of an architecture checked by the guard."""
+    model = build_yaml_model(model_cfg, n_classes)
+    escapes = find_escapes(model)
+    if escapes:
+        raise optuna.TrialPruned(f"escapes the MACs counter: {escapes}")
+    macs = official_macs(model, size)
+    return macs, measure_latency(model, (3, size, size), runs=15, warmup=3).median_ms
+
+
+def make_objective(cfg: SearchConfig, out: Path):
+    """The function Optuna calls: sample, check, train, report (F1, cost)."""
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        _check_surplus(trial, cfg.n_trials)
+        try:
+            return run_trial(trial)
+        except optuna.TrialPruned as exc:
+            trial.set_user_attr("pruned_why", str(exc))
+            raise
+
+    def run_trial(trial: optuna.Trial) -> tuple[float, float]:
+        model_cfg, params = sample_config(trial, cfg)
+        try:
+            macs, latency = _cost(model_cfg, params["image_size"])
+        except optuna.TrialPruned:
+            raise
+        except (ValueError, RuntimeError) as exc:  # e.g. a feature map shrunk to nothing
+            raise optuna.TrialPruned(f"does not build: {exc}") from None
+        cost = float(macs) if cfg.objective == "macs" else latency
+        trial.set_user_attr("macs", macs)
+        trial.set_user_attr("latency", latency)
+        trial.set_user_attr("config_yaml", yaml.safe_dump(model_cfg, sort_keys=False))
+        trial.set_user_attr("train_params", params)
+        if cfg.budget is not None and cost > cfg.budget:
+            raise optuna.TrialPruned(f"over budget: {cost:.4g} > {cfg.budget:.4g} "
+                                     f"({cfg.objective}), not trained")
+        folder = out / f"trial_{trial.number:04d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "model.yaml").write_text(trial.user_attrs["config_yaml"])
+
+        def on_epoch(epoch: int, f1: float) -> None:
+            if epoch == max(1, cfg.epochs // 2) and epoch < cfg.epochs and f1 < cfg.prune_f1:
+                trial.set_user_attr("val_macro_f1", f1)
+                raise optuna.TrialPruned(f"F1 {f1:.3f} < {cfg.prune_f1} after epoch {epoch}")
+
+        tcfg = TrainConfig(data=cfg.data, model=str(folder / "model.yaml"),
+                           epochs=cfg.epochs, seed=cfg.seed, workers=cfg.workers, **params)
+        metrics = train(tcfg, folder / "run", progress=False, on_epoch=on_epoch)
+        for key in ("val_macro_f1", "val_acc", "params", "wall_seconds"):
+            trial.set_user_attr(key, metrics[key])
+        return metrics["val_macro_f1"], cost
+
+    return objective
+
+
+def _check_surplus(trial: optuna.Trial, n_trials: int) -> None:
+    """Fail (without work) a trial numbered beyond the first ``n_trials`` live ones."""
+    live = sorted(t.number for t in trial.study.get_trials(
+        deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)))
+    if trial.number not in live[:n_trials]:
+        trial.set_user_attr("surplus", True)
+        trial.study.stop()
+        raise SurplusTrial(f"trial {trial.number}: the study already has {n_trials} trials")
+
+
+def storage_for(cfg: SearchConfig, out: Path) -> optuna.storages.RDBStorage:
+    """RDB storage with heartbeats (a killed worker's trial is retried on resume)."""
+    url = cfg.storage or f"sqlite:///{(out / 'study.db').resolve()}"
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else \
+        {"pool_pre_ping": True}
+    return optuna.storages.RDBStorage(
+        url, engine_kwargs=kwargs, heartbeat_interval=cfg.heartbeat_interval,
+        grace_period=cfg.grace_period,
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+            max_retry=2))
+
+
+def load_study(cfg: SearchConfig, out: Path) -> optuna.Study:
+    sampler = (optuna.samplers.NSGAIISampler(seed=cfg.seed) if cfg.sampler == "nsga2" else
+               optuna.samplers.TPESampler(seed=cfg.seed))
+    study = optuna.create_study(storage=storage_for(cfg, out), study_name=cfg.study_name,
+                                directions=["maximize", "minimize"], sampler=sampler,
+                                load_if_exists=True)
+    study.set_metric_names(["val_macro_f1", cfg.objective])
+    study.set_user_attr("search_config", json.loads(json.dumps(asdict(cfg), default=list)))
+    return study
+
+
+def finished(study: optuna.Study) -> list:
+    return study.get_trials(deepcopy=False, states=FINISHED)
+
+
+def run_search(cfg: SearchConfig, output_dir: str | Path) -> optuna.Study:
+    """Work on the study until it holds ``n_trials`` finished trials (resumable, shareable).
+
+    Run it in as many processes / machines as you like with the same ``storage`` and
+    ``study_name``; each trial trains in ``output_dir/trial_NNNN/``.
+    """
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    study = load_study(cfg, out)
+    optuna.storages.fail_stale_trials(study)
+
+    def stop_when_done(st: optuna.Study, _trial) -> None:
+        if len(finished(st)) >= cfg.n_trials:
+            st.stop()
+
+    if len(finished(study)) < cfg.n_trials:
+        study.optimize(make_objective(cfg, out), n_trials=None, catch=(SurplusTrial,),
+                       callbacks=[stop_when_done], gc_after_trial=True)
+    return study
+
+
+def trials_table(study: optuna.Study) -> pd.DataFrame:
+    """One row per finished trial: state, objectives, attributes, and whether it is Pareto."""
+    pareto = {t.number for t in study.best_trials}
+    rows = []
+    for t in finished(study):
+        a = t.user_attrs
+        rows.append({"trial": t.number, "state": t.state.name,
+                     "val_macro_f1": t.values[0] if t.values else a.get("val_macro_f1"),
+                     "MACs": a.get("macs"), "latency_ms": a.get("latency"),
+                     "params": a.get("params"), "image_size": t.params.get("image_size"),
+                     "pareto": t.number in pareto,
+                     "pruned_why": a.get("pruned_why", "")})
+    return pd.DataFrame(rows).sort_values("trial").reset_index(drop=True)
+
+
+def export_pareto(study: optuna.Study, out_dir: str | Path,
+                  max_macs: float | None = None) -> list[Path]:
+    """Write each Pareto-optimal trial (under ``max_macs``) as a YAML backbone plus a header
+    that gives the ``04_train.ipynb`` parameters to train it at full length."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for t in sorted(study.best_trials, key=lambda t: -t.values[0]):
+        if max_macs is not None and t.user_attrs.get("macs", math.inf) > max_macs:
+            continue
+        p = t.user_attrs["train_params"]
+        header = (f"# trial {t.number} of study '{study.study_name}': val macro-F1 "
+                  f"{t.values[0]:.4f}, {t.user_attrs['macs']:,} MACs at {p['image_size']}px\n"
+                  f"# train it: papermill notebooks/04_train.ipynb out.ipynb -p model <this file> "
+                  f"-p image_size {p['image_size']} -p batch_size {p['batch_size']} "
+                  f"-p lr {p['lr']:.4g} -p randaugment_m {p['randaugment_m']} -p epochs 200\n")
+        path = out_dir / f"trial_{t.number:04d}.yaml"
+        path.write_text(header + t.user_attrs["config_yaml"])
+        paths.append(path)
+    return paths
+
+
+def plot_pareto(study: optuna.Study, x: str = "MACs"):
+    """F1 against MACs (or latency), Pareto-optimal trials highlighted."""
+    import matplotlib.pyplot as plt
+    df = trials_table(study)
+    df = df[df.state == "COMPLETE"]
+    col = {"MACs": "MACs", "latency": "latency_ms"}[x]
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.scatter(df[col], df.val_macro_f1, c="lightgray", label="trials")
+    front = df[df.pareto].sort_values(col)
+    ax.plot(front[col], front.val_macro_f1, "o-", color="tab:red", label="Pareto front")
+    for r in front.itertuples():
+        ax.annotate(str(r.trial), (getattr(r, col), r.val_macro_f1), fontsize=7)
+    ax.set(xscale="log", xlabel=col, ylabel="validation macro-F1", title=f"F1 vs {col}")
+    ax.legend()
+    fig.tight_layout()
+    return fig
