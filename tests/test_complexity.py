@@ -210,3 +210,12 @@ def test_latency_reports_context_and_order():
     assert "threads" in text and "torch" in text and "median" in text
     lat8 = measure_latency(nn.Conv2d(3, 4, 3), (3, 16, 16), batch=8, runs=3, warmup=1)
     assert lat8.batch == 8 and lat8.throughput == pytest.approx(8000 / lat8.median_ms)
+
+
+def test_official_count_leaves_the_model_untouched_and_picklable():
+    import io
+    m = tvm.mobilenet_v3_small(num_classes=6)
+    before = set(vars(m))
+    official_macs(m, 64)
+    assert set(vars(m)) == before
+    torch.save(m, io.BytesIO())

@@ -16,10 +16,10 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
 def test_there_are_notebooks():
-    assert [p.name for p in NOTEBOOKS][:6] == ["01_eda.ipynb", "02_flops_macs.ipynb",
+    assert [p.name for p in NOTEBOOKS][:7] == ["01_eda.ipynb", "02_flops_macs.ipynb",
                                               "03_shufflenetv2_guidelines.ipynb",
                                               "04_train.ipynb", "05_score.ipynb",
-                                              "06_automl.ipynb"]
+                                              "06_automl.ipynb", "07_compress.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -126,3 +126,24 @@ def test_automl_chapter_smoke(tmp_path, tiny_home):
             n_trials=3, epochs=1, image_sizes=[32], budget=20_000_000)
     trials = pd.read_csv(tmp_path / "run" / "trials.csv")
     assert len(trials) == 3
+
+
+@pytest.mark.slow
+def test_compress_chapter_smoke(tmp_path, tiny_home):
+    # a tiny original first, then every technique for one epoch each
+    from trashkit.train import train
+    os.environ["TRASHKIT_HOME"] = str(tiny_home)
+    try:
+        train({"model": "tiny", "image_size": 48, "epochs": 1, "batch_size": 32},
+              tmp_path / "orig", progress=False)
+    finally:
+        os.environ.pop("TRASHKIT_HOME", None)
+    execute("07_compress.ipynb", tmp_path, tiny_home, output_dir=str(tmp_path / "run"),
+            checkpoint=str(tmp_path / "orig" / "best.pt"), train_epochs=1, finetune_epochs=1,
+            student="tiny", latency_runs=3)
+    table = pd.read_csv(tmp_path / "run" / "variants.csv").set_index("variant")
+    assert {"original", "pruned", "decomposed", "ONNX Runtime fp32", "ONNX Runtime int8",
+            "ArcFace head"} <= set(table.index)
+    assert pd.isna(table.loc["ONNX Runtime int8", "MACs"])
+    assert "not countable" in table.loc["ONNX Runtime int8", "note"]
+    assert table.loc["pruned", "MACs"] <= 0.6 * table.loc["original", "MACs"]

@@ -78,7 +78,8 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> Loaded:
     missing = [k for k in ("model", "classes", "config", "image_size") if k not in ckpt]
     if missing:
         raise ValueError(f"{path} is not a trashkit checkpoint (missing {missing})")
-    model = build_model(ckpt["config"]["model"], len(ckpt["classes"]))
+    model = ckpt["module"] if "module" in ckpt else \
+        build_model(ckpt["config"]["model"], len(ckpt["classes"]))
     load_weights(model, ckpt, ckpt["classes"], path)
     return Loaded(model.to(device).eval(), list(ckpt["classes"]), int(ckpt["image_size"]),
                   ckpt["config"], path)

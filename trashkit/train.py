@@ -9,6 +9,7 @@ batches and augmentations from generators seeded by ``(seed, e)`` only, so a run
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import json
@@ -53,6 +54,7 @@ class TrainConfig:
     randaugment_m: int = 9
     cutout: float = 0.25             # side of the cutout square as a fraction (0: off)
     loss: str = "label_smoothing"    # "ce" | "label_smoothing" | "class_weights" | "focal"
+    #                                  | "arcface" (with model "arcface:<backbone spec>")
     label_smoothing: float = 0.1
     focal_gamma: float = 2.0
     val_fraction: float = 0.2        # image folders only; the competition layout has val/
@@ -79,7 +81,8 @@ class TrainConfig:
     def validate(self) -> None:
         checks = {"epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1,
                   "image_size": self.image_size >= 16, "lr": self.lr > 0,
-                  "loss": self.loss in ("ce", "label_smoothing", "class_weights", "focal"),
+                  "loss": self.loss in ("ce", "label_smoothing", "class_weights", "focal",
+                                        "arcface"),
                   "val_fraction": 0 < self.val_fraction < 1, "cutout": 0 <= self.cutout < 1}
         for name, ok in checks.items():
             if not ok:
@@ -102,6 +105,19 @@ class FocalLoss(nn.Module):
         return loss.mean()
 
 
+def kd_loss(student: torch.Tensor, teacher: torch.Tensor, hard_loss: torch.Tensor,
+            temperature: float = 4.0, alpha: float = 0.7) -> torch.Tensor:
+    """Hinton et al. (2015): ``alpha * T^2 * KL(p_teacher^T || p_student^T) + (1-alpha) * hard``.
+
+    The T^2 factor keeps the soft term's gradients on the scale of the hard loss's.
+    """
+    t = temperature
+    soft = F.kl_div(F.log_softmax(student.float() / t, dim=1),
+                    F.log_softmax(teacher.float() / t, dim=1), reduction="batchmean",
+                    log_target=True)
+    return alpha * t * t * soft + (1 - alpha) * hard_loss
+
+
 def class_weights(labels: np.ndarray, n: int) -> torch.Tensor:
     """Inverse-frequency weights normalised to mean 1 (sklearn's 'balanced' rule)."""
     counts = np.bincount(labels, minlength=n).astype(np.float64)
@@ -116,6 +132,9 @@ def make_loss(cfg: TrainConfig, train_labels: np.ndarray, n: int) -> nn.Module:
         return nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     if cfg.loss == "class_weights":
         return nn.CrossEntropyLoss(weight=class_weights(train_labels, n))
+    if cfg.loss == "arcface":
+        from .models.arcface import ArcFaceLoss
+        return ArcFaceLoss()
     return FocalLoss(cfg.focal_gamma)
 
 
@@ -218,7 +237,9 @@ def load_weights(model: nn.Module, ckpt: dict, classes: list[str], path: Path) -
 
 def train(cfg: TrainConfig | dict | None, output_dir: str | Path | None = None, resume: bool = False,
           progress: bool = True, stop_after: int | None = None,
-          on_epoch=None) -> dict:
+          on_epoch=None, model: nn.Module | None = None,
+          teacher: nn.Module | None = None, kd_temperature: float = 4.0,
+          kd_alpha: float = 0.7) -> dict:
     """Train (or resume) one run; returns the metrics written to ``metrics.json``.
 
     ``output_dir`` None -> a fresh ``outputs/<run-id>-train``. A new run refuses a folder that
@@ -226,7 +247,9 @@ def train(cfg: TrainConfig | dict | None, output_dir: str | Path | None = None, 
     (its saved config wins; passing a different one is an error). ``stop_after`` ends the
     process after that many epochs, as a crash would (for tests and demos). ``cfg`` may be
     None when resuming. ``on_epoch(epoch, val_macro_f1)`` is called after every epoch (the
-    AutoML chapter prunes weak trials from it by raising).
+    AutoML chapter prunes weak trials from it by raising). ``model`` trains a prebuilt network
+    (e.g. a pruned one; its checkpoints then carry the whole module) instead of building
+    ``cfg.model``; ``teacher`` adds knowledge distillation (see :func:`kd_loss`).
     """
     cfg = TrainConfig.from_dict(cfg) if isinstance(cfg, dict) else cfg
     if cfg is not None:
@@ -257,8 +280,11 @@ def train(cfg: TrainConfig | dict | None, output_dir: str | Path | None = None, 
     data = prepare_data(cfg, progress)
     n_cls = len(data.classes)
     seed_everything(cfg.seed)
-    model = build_model(cfg.model, n_cls).to(device)
+    prebuilt = model is not None
+    model = (model if prebuilt else build_model(cfg.model, n_cls)).to(device)
     check_countable(model)
+    if teacher is not None:
+        teacher = teacher.to(device).eval()
     train_labels = data.cache.labels[data.train_idx]
     criterion = make_loss(cfg, train_labels, n_cls).to(device)
     decay, no_decay = [], []
@@ -305,7 +331,12 @@ def train(cfg: TrainConfig | dict | None, output_dir: str | Path | None = None, 
             if cfg.cutout > 0:
                 x = cutout(x, cfg.cutout)
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                loss = criterion(model(x), y)
+                logits = model(x)
+                loss = criterion(logits, y)
+                if teacher is not None:
+                    with torch.no_grad():
+                        soft = teacher(x)
+                    loss = kd_loss(logits, soft, loss, kd_temperature, kd_alpha)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -324,6 +355,8 @@ def train(cfg: TrainConfig | dict | None, output_dir: str | Path | None = None, 
                         "lr": optimizer.param_groups[0]["lr"], "seconds": wall})
         state = dict(model=model.state_dict(), classes=data.classes, config=asdict(cfg),
                      image_size=cfg.image_size, epoch=epoch, val_macro_f1=f1)
+        if prebuilt:
+            state["module"] = model  # the architecture cannot be rebuilt from cfg.model
         if f1 > best_f1:
             best_f1 = f1
             save_checkpoint(out / "best.pt", **state)
@@ -348,7 +381,8 @@ def finish(out: Path, model: nn.Module, data: Data, cfg: TrainConfig, device: to
     best = torch.load(out / "best.pt", map_location=device, weights_only=False)
     load_weights(model, best, data.classes, out / "best.pt")
     pred, true, _ = predict(model, make_eval_loader(data.cache, data.val_idx), device)
-    model_cpu = build_model(cfg.model, len(data.classes))
+    model_cpu = (copy.deepcopy(best["module"]).cpu() if "module" in best else
+                 build_model(cfg.model, len(data.classes)))
     model_cpu.load_state_dict({k: v.cpu() for k, v in best["model"].items()})
     metrics = {
         "val_macro_f1": macro_f1(true, pred, len(data.classes)),

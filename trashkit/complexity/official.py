@@ -25,8 +25,13 @@ def ptflops_count(model: nn.Module, input_size: tuple[int, ...], backend: str = 
                   count_functional: bool = False,
                   ignore_relu: bool = True) -> tuple[int, int]:
     """``(MACs, params)`` from ptflops with every setting explicit (batch 1)."""
+    import copy
+
     from ptflops import get_model_complexity_info
     extra = {"count_functional": count_functional} if backend == "pytorch" else {}
+    # ptflops binds helper methods onto the model it counts: count a copy, so the caller's
+    # model stays picklable and untouched
+    model = copy.deepcopy(model)
     was_training = model.training
     macs, params = get_model_complexity_info(
         model, tuple(input_size), as_strings=False, print_per_layer_stat=False, verbose=False,

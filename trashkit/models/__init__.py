@@ -2,7 +2,8 @@
 
 ``build_model(spec)`` accepts a family name (``"mobilenetv3"``, ``"shufflenetv2"``), a
 family with knobs (``"mobilenetv3:width=0.5,depth=0.5"``), a shipped config name
-(``"mbv3_reduced"``) or a path to your own YAML.
+(``"mbv3_reduced"``) or a path to your own YAML; ``"arcface:<spec>"`` puts the ArcFace
+metric-learning head on any of them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ def shipped_configs() -> dict[str, Path]:
 def build_model(spec: str | Path, num_classes: int = 6) -> nn.Module:
     """Build any model trashkit knows from a one-line spec (see module docstring)."""
     spec_s = str(spec)
+    if spec_s.startswith("arcface:"):
+        from .arcface import ArcFaceNet
+        return ArcFaceNet(build_model(spec_s[len("arcface:"):], num_classes), num_classes)
     name, _, knobs = spec_s.partition(":")
     if name in FAMILIES:
         kwargs = {}

@@ -1,0 +1,113 @@
+"""Each compression technique on a tiny model, with numbers a reader can check."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trashkit.complexity import official_macs
+from trashkit.compress import (OrtModel, decompose_model, export_onnx, prune_to_macs,
+                               quantize_int8)
+from trashkit.models import build_model
+from trashkit.models.arcface import ArcFaceLoss, ArcFaceNet
+from trashkit.train import kd_loss
+
+
+def small_net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                         nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32),
+                         nn.ReLU(), nn.Conv2d(32, 32, 1), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 6)).eval()
+
+
+def test_kd_loss_on_known_logits():
+    s = torch.tensor([[1.0, 0.0, -1.0]])
+    hard = torch.tensor(0.5)
+    # identical distributions: the soft term is 0, only (1 - alpha) * hard remains
+    assert kd_loss(s, s.clone(), hard, 4.0, 0.7).item() == pytest.approx(0.3 * 0.5)
+    # hand value: T=1, KL(p_t || p_s) for a 2-class case
+    st, tt = torch.tensor([[0.0, 0.0]]), torch.tensor([[math.log(3.0), 0.0]])  # p_t = (3/4, 1/4)
+    kl = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)
+    assert kd_loss(st, tt, torch.tensor(0.0), 1.0, 1.0).item() == pytest.approx(kl, rel=1e-5)
+    # the T^2 factor: at T=2 the soft term is scaled by 4
+    t2 = F.kl_div(F.log_softmax(st / 2, 1), F.log_softmax(tt / 2, 1), reduction="batchmean",
+                  log_target=True).item()
+    assert kd_loss(st, tt, torch.tensor(0.0), 2.0, 1.0).item() == pytest.approx(4 * t2, rel=1e-5)
+
+
+def test_pruning_really_shrinks_layers_and_macs():
+    model = build_model("mbv3_reduced")
+    before = official_macs(model, 64)
+    widths = [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
+    pruned, info = prune_to_macs(model, 64, target_ratio=0.6)
+    after = official_macs(pruned, 64)
+    assert after <= 0.6 * before and info["macs_after"] == after
+    new_widths = [m.out_channels for m in pruned.modules() if isinstance(m, nn.Conv2d)]
+    assert sum(new_widths) < sum(widths)
+    assert sum(p.numel() for p in pruned.parameters()) < sum(p.numel() for p in model.parameters())
+    assert pruned(torch.zeros(2, 3, 64, 64)).shape == (2, 6)
+    assert official_macs(model, 64) == before  # the original is untouched
+
+
+def test_decomposition_lowers_macs_and_is_exact_at_full_rank():
+    model = small_net()
+    x = torch.randn(2, 3, 16, 16)
+    low, names = decompose_model(model, rank_ratio=0.5, min_channels=8)
+    assert names and official_macs(low, 16) < official_macs(model, 16)
+    assert low(x).shape == (2, 6)
+    # SVD of a 1x1 conv at full rank reproduces it exactly
+    conv = nn.Conv2d(32, 32, 1)
+    from trashkit.compress.decompose import _tucker2
+    assert _tucker2(conv, 1.0) is None  # full rank would not save MACs: left alone
+    torch.manual_seed(1)
+    wide = nn.Conv2d(16, 64, 1)
+    with torch.no_grad():  # a weight of rank 4: rank 4 = 0.25 * 16 reproduces it exactly
+        wide.weight.copy_((torch.randn(64, 4) @ torch.randn(4, 16)).view(64, 16, 1, 1))
+    two = _tucker2(wide, 0.25)  # 4 * (16 + 64) = 320 MACs/pixel < 16 * 64 = 1024
+    assert two is not None
+    z = torch.randn(1, 16, 5, 5)
+    assert torch.allclose(two(z), wide(z), atol=1e-5)
+
+
+def test_onnx_and_int8_agree_with_float(tmp_path):
+    model = small_net()
+    torch.manual_seed(2)
+    x = torch.randn(8, 3, 32, 32)
+    ref = model(x).detach()
+    fp32 = OrtModel(export_onnx(model, 32, tmp_path / "m.onnx"))
+    assert torch.allclose(fp32(x), ref, atol=1e-4)  # stated tolerance: 1e-4 absolute
+    q = OrtModel(quantize_int8(tmp_path / "m.onnx", torch.randn(32, 3, 32, 32),
+                               tmp_path / "m.int8.onnx"))
+    err = (q(x) - ref).abs().max().item()
+    scale = ref.abs().max().item()
+    assert err <= 0.05 * scale + 1e-3  # stated tolerance: 5% of the output range
+    assert q.path.stat().st_size < fp32.path.stat().st_size
+    lat = q.latency(32, runs=5, warmup=1)
+    assert lat["median_ms"] > 0
+
+
+def test_arcface_logits_for_a_known_embedding():
+    head = ArcFaceNet(nn.Sequential(nn.Flatten(), nn.Linear(4, 3)), num_classes=2,
+                      embedding=2, scale=10.0)
+    head.eval()
+    with torch.no_grad():
+        head.centres.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 5.0]]))
+    e = F.normalize(torch.tensor([[3.0, 4.0]]), dim=1)  # cos to centre 0 = 0.6, to 1 = 0.8
+    logits = head.scale * head.centres(e) / head.centres.weight.norm(dim=1)
+    assert torch.allclose(logits, torch.tensor([[6.0, 8.0]]))
+    # the margin makes the true class harder: loss with margin > loss without
+    loss_m = ArcFaceLoss(margin=0.3, scale=10.0)(logits, torch.tensor([0]))
+    loss_0 = F.cross_entropy(logits, torch.tensor([0]))
+    theta = math.acos(0.6)
+    expected = -math.log(math.exp(10 * math.cos(theta + 0.3)) /
+                         (math.exp(10 * math.cos(theta + 0.3)) + math.exp(8.0)))
+    assert loss_m.item() == pytest.approx(expected, rel=1e-5) and loss_m > loss_0
+    # the full model runs and its head is visible to the MACs counter
+    net = build_model("arcface:tiny")
+    assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 6)
+    assert official_macs(net, 32) > official_macs(build_model("tiny"), 32)

@@ -1,0 +1,69 @@
+"""Low-rank decomposition of convolutions (Tucker-2 / SVD with tensorly), as teams tried.
+
+A k x k convolution ``cout x cin x k x k`` becomes three: a 1x1 projection to ``r_in``
+channels, the k x k conv between the ranks, and a 1x1 expansion to ``cout`` (Kim et al.,
+ICLR 2016). A 1x1 convolution becomes two 1x1 convs through ``r`` channels (truncated SVD).
+A layer is replaced only when that lowers its MACs.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+def _tucker2(conv: nn.Conv2d, rank_ratio: float) -> nn.Module | None:
+    import tensorly as tl
+    from tensorly.decomposition import partial_tucker
+    tl.set_backend("pytorch")
+    w = conv.weight.data
+    cout, cin, kh, kw = w.shape
+    r_out, r_in = max(1, int(cout * rank_ratio)), max(1, int(cin * rank_ratio))
+    old = cout * cin * kh * kw
+    if kh * kw == 1:
+        r = max(1, int(min(cout, cin) * rank_ratio))
+        if r * (cin + cout) >= old:
+            return None
+        u, s, vh = torch.linalg.svd(w.view(cout, cin), full_matrices=False)
+        first = nn.Conv2d(cin, r, 1, bias=False)
+        last = nn.Conv2d(r, cout, 1, bias=conv.bias is not None)
+        first.weight.data = (torch.diag(s[:r]) @ vh[:r]).view(r, cin, 1, 1)
+        last.weight.data = u[:, :r].reshape(cout, r, 1, 1).contiguous()
+        if conv.bias is not None:
+            last.bias.data = conv.bias.data.clone()
+        return nn.Sequential(first, last)
+    if cin * r_in + r_in * r_out * kh * kw + r_out * cout >= old:
+        return None
+    (core, (u_out, u_in)), _ = partial_tucker(w, rank=[r_out, r_in], modes=[0, 1],
+                                              init="svd", n_iter_max=50)
+    first = nn.Conv2d(cin, r_in, 1, bias=False)
+    mid = nn.Conv2d(r_in, r_out, (kh, kw), conv.stride, conv.padding, conv.dilation,
+                    bias=False)
+    last = nn.Conv2d(r_out, cout, 1, bias=conv.bias is not None)
+    first.weight.data = u_in.t().reshape(r_in, cin, 1, 1).contiguous()
+    mid.weight.data = core.contiguous()
+    last.weight.data = u_out.reshape(cout, r_out, 1, 1).contiguous()
+    if conv.bias is not None:
+        last.bias.data = conv.bias.data.clone()
+    return nn.Sequential(first, mid, last)
+
+
+def decompose_model(model: nn.Module, rank_ratio: float = 0.5,
+                    min_channels: int = 16) -> tuple[nn.Module, list[str]]:
+    """A copy of ``model`` with every dense (groups = 1) conv of >= ``min_channels``
+    replaced by its low-rank form where that saves MACs; returns (model, replaced names)."""
+    model = copy.deepcopy(model).cpu().eval()
+    replaced = []
+    for name, m in list(model.named_modules()):
+        if isinstance(m, nn.Conv2d) and m.groups == 1 and \
+                min(m.in_channels, m.out_channels) >= min_channels:
+            new = _tucker2(m, rank_ratio)
+            if new is None:
+                continue
+            parent_name, _, child = name.rpartition(".")
+            parent = model.get_submodule(parent_name) if parent_name else model
+            setattr(parent, child, new)
+            replaced.append(name)
+    return model, replaced

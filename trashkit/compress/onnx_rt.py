@@ -1,0 +1,79 @@
+"""ONNX export, ONNX Runtime inference and int8 static quantization with calibration."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def export_onnx(model: nn.Module, image_size: int, path: str | Path, opset: int = 17) -> Path:
+    """TorchScript-based export (dynamic batch) of an eval-mode CPU copy of ``model``."""
+    path = Path(path)
+    model = model.cpu().eval()
+    x = torch.zeros(1, 3, image_size, image_size)
+    torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["input"],
+                      output_names=["logits"], dynamic_axes={"input": {0: "batch"},
+                                                             "logits": {0: "batch"}},
+                      opset_version=opset)
+    return path
+
+
+class OrtModel:
+    """An ONNX Runtime session that behaves like a model: ``__call__(tensor) -> tensor``."""
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        import onnxruntime as ort
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        self.path = Path(path)
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.session.run(None, {"input": x.detach().cpu().numpy().astype(np.float32)})
+        return torch.from_numpy(out[0])
+
+    def latency(self, image_size: int, runs: int = 100, warmup: int = 10) -> dict:
+        """Batch-1 median / p90 in ms, measured like :func:`measure_latency`."""
+        x = np.zeros((1, 3, image_size, image_size), dtype=np.float32)
+        for _ in range(warmup):
+            self.session.run(None, {"input": x})
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            self.session.run(None, {"input": x})
+            times.append((time.perf_counter() - t0) * 1000)
+        times.sort()
+        return {"median_ms": statistics.median(times),
+                "p90_ms": times[int(round(0.9 * (len(times) - 1)))]}
+
+
+def quantize_int8(onnx_path: str | Path, calibration: torch.Tensor, out_path: str | Path,
+                  per_channel: bool = True) -> Path:
+    """Static int8 quantization (QDQ, x86 / AVX2-VNNI kernels) calibrated on real images.
+
+    ``calibration`` is a normalised float batch of *training* images (never test data).
+    """
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, batch: torch.Tensor):
+            self.items = iter([{"input": b[None].numpy().astype(np.float32)} for b in batch])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    pre = Path(out_path).with_suffix(".pre.onnx")
+    quant_pre_process(str(onnx_path), str(pre))
+    quantize_static(str(pre), str(out_path), Reader(calibration), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    per_channel=per_channel)
+    pre.unlink(missing_ok=True)
+    return Path(out_path)

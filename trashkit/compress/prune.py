@@ -1,0 +1,39 @@
+"""Structured pruning that removes channels for real (torch-pruning's dependency graph)."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from ..complexity import official_macs
+
+
+def prune_to_macs(model: nn.Module, image_size: int, target_ratio: float = 0.6,
+                  steps: int = 20, max_ratio: float = 0.9) -> tuple[nn.Module, dict]:
+    """Remove the least important channels (L2 magnitude) until official MACs <= target.
+
+    Returns a *new* pruned model and ``{"macs_before", "macs_after", "pruning_ratio"}``.
+    Coupled layers (a conv, its BN, the next conv's inputs, residual partners, SE blocks) are
+    pruned together, so the result is a smaller dense network, not a masked one. The final
+    classifier's outputs are never pruned.
+    """
+    import torch_pruning as tp
+
+    model = copy.deepcopy(model).cpu().eval()
+    before = official_macs(model, image_size)
+    target = target_ratio * before
+    example = torch.zeros(1, 3, image_size, image_size)
+    ignored = [m for m in model.modules() if isinstance(m, nn.Linear)][-1:]
+    pruner = tp.pruner.MetaPruner(model, example, importance=tp.importance.MagnitudeImportance(p=2),
+                                  pruning_ratio=max_ratio, iterative_steps=steps,
+                                  ignored_layers=ignored, round_to=8)
+    macs = before
+    for _ in range(steps):
+        if macs <= target:
+            break
+        pruner.step()
+        macs = official_macs(model, image_size)
+    return model, {"macs_before": before, "macs_after": macs, "target": target,
+                   "ratio": macs / before}
