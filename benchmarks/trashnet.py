@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -38,16 +39,22 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     ap.add_argument("--model", default=None)
     ap.add_argument("--image-size", type=int, default=None)
+    ap.add_argument("--resume", default=None, metavar="RUN_DIR",
+                    help="continue an interrupted benchmark run from its last.pt")
     args = ap.parse_args()
     params = {**RECOMMENDED, **RECIPES[args.recipe], "data": str(Path(args.data).resolve())}
     for k, v in (("epochs", args.epochs), ("model", args.model), ("image_size", args.image_size)):
         if v is not None:
             params[k] = v
-    cfg = TrainConfig.from_dict(params)
-    out = new_run_dir(f"trashnet-{args.recipe}")
-    print(f"config: {json.dumps(params)}\nrun folder: {out}")
+    if args.resume:
+        out = Path(args.resume)
+        cfg = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
+    else:
+        cfg = TrainConfig.from_dict(params)
+        out = new_run_dir(f"trashnet-{args.recipe}")
+    print(f"config: {json.dumps(asdict(cfg))}\nrun folder: {out}")
     t0 = time.perf_counter()
-    metrics = train(cfg, out, progress=False)
+    metrics = train(cfg, out, resume=bool(args.resume), progress=False)
     total = time.perf_counter() - t0
     import pandas as pd
     hist = pd.read_csv(out / "history.csv")
@@ -60,7 +67,8 @@ def main() -> None:
     print(f"macro-F1 (last epoch, no selection): {hist.val_macro_f1.iloc[-1]:.4f}")
     print(f"official MACs: {metrics['macs']:,}   params: {metrics['params']:,}")
     print(f"batch-1 latency: {lat}")
-    print(f"wall time: training {metrics['wall_seconds']:.0f} s, total {total:.0f} s "
+    print(f"wall time: training {metrics['wall_seconds']:.0f} s (summed over all sessions of "
+          f"the run), this process {total:.0f} s "
           f"(device {metrics['device']}, torch {torch.__version__})")
 
 
