@@ -39,7 +39,9 @@ def demo(run_name: str = "demo", kernel: str = "python3", params: dict | None = 
 DEMO_PARAMS = {"02_flops_macs": {"study_runs": 10},
                "03_shufflenetv2_guidelines": {"runs": 20},
                "04_train": {"epochs": 10},
-               "05_score": {"latency_runs": 30}}
+               "05_score": {"latency_runs": 30},
+               "06_automl": {"n_trials": 6, "epochs": 1},
+               "07_compress": {"train_epochs": 3, "finetune_epochs": 1, "latency_runs": 30}}
 
 
 def main(argv: list[str] | None = None) -> int:
