@@ -10,7 +10,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from conftest import REPO, TACO, needs
+from conftest import REPO, TACO, TRASHNET, needs
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
@@ -147,3 +147,13 @@ def test_compress_chapter_smoke(tmp_path, tiny_home):
     assert pd.isna(table.loc["ONNX Runtime int8", "MACs"])
     assert "not countable" in table.loc["ONNX Runtime int8", "note"]
     assert table.loc["pruned", "MACs"] <= 0.6 * table.loc["original", "MACs"]
+
+
+@pytest.mark.slow
+@needs(TRASHNET)
+def test_eda_on_trashnet_image_folder(tmp_path, tiny_home):
+    nb = execute("01_eda.ipynb", tmp_path, tiny_home, source=str(TRASHNET),
+                 output_dir=str(tmp_path / "run"), interactive=False)
+    text = _text(nb)
+    assert "imagefolder" in text and "2527 images in 6 classes" in text
+    assert (tmp_path / "run" / "samples.png").is_file()
