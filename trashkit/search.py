@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import math
+import random
+import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -187,12 +189,23 @@ def storage_for(cfg: SearchConfig, out: Path) -> optuna.storages.RDBStorage:
             max_retry=2))
 
 
-def load_study(cfg: SearchConfig, out: Path) -> optuna.Study:
+def load_study(cfg: SearchConfig, out: Path, attempts: int = 5) -> optuna.Study:
+    """Create or join the study. Workers that start together on a fresh database race to
+    create its tables; the loser gets an integrity error and simply tries again."""
+    from sqlalchemy.exc import SQLAlchemyError
     sampler = (optuna.samplers.NSGAIISampler(seed=cfg.seed) if cfg.sampler == "nsga2" else
                optuna.samplers.TPESampler(seed=cfg.seed))
-    study = optuna.create_study(storage=storage_for(cfg, out), study_name=cfg.study_name,
-                                directions=["maximize", "minimize"], sampler=sampler,
-                                load_if_exists=True)
+    for attempt in range(attempts):
+        try:
+            study = optuna.create_study(storage=storage_for(cfg, out),
+                                        study_name=cfg.study_name,
+                                        directions=["maximize", "minimize"], sampler=sampler,
+                                        load_if_exists=True)
+            break
+        except SQLAlchemyError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 + random.random() * (attempt + 1))
     study.set_metric_names(["val_macro_f1", cfg.objective])
     study.set_user_attr("search_config", json.loads(json.dumps(asdict(cfg), default=list)))
     return study
