@@ -35,7 +35,7 @@ class ArcFaceNet(nn.Module):
     """backbone -> 512-d embedding (Linear + BN) -> s * cos(embedding, class centre)."""
 
     def __init__(self, backbone: nn.Module, num_classes: int, embedding: int = 512,
-                 scale: float = 30.0):
+                 scale: float = 16.0):
         super().__init__()
         features = _replace_last_linear(backbone)
         self.backbone = backbone
@@ -56,7 +56,7 @@ class ArcFaceNet(nn.Module):
 class ArcFaceLoss(nn.Module):
     """Cross-entropy on ``s * cos(theta + m)`` for the true class, ``s * cos(theta)`` others."""
 
-    def __init__(self, margin: float = 0.3, scale: float = 30.0):
+    def __init__(self, margin: float = 0.1, scale: float = 16.0):
         super().__init__()
         self.m, self.s = margin, scale
 
