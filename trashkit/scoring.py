@@ -128,7 +128,7 @@ def evaluate(ckpt_path: str | Path, eval_folder: str | Path | None = None,
     check_countable(loaded.model)
     result: dict = {"checkpoint": str(ckpt_path), "model": loaded.config["model"],
                     "input_size": loaded.image_size, "classes": loaded.classes}
-    cpu_model = load_checkpoint(ckpt_path, "cpu").model
+    cpu_model = loaded.model if str(device) == "cpu" else load_checkpoint(ckpt_path, "cpu").model
     result["macs"] = official_macs(cpu_model, loaded.image_size)
     result["params"] = sum(p.numel() for p in cpu_model.parameters())
     result["size_bytes"] = Path(ckpt_path).stat().st_size

@@ -293,8 +293,7 @@ def train(cfg: TrainConfig | dict | None, output_dir: str | Path | None = None, 
     optimizer = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
                                  {"params": no_decay, "weight_decay": 0.0}],
                                 lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
-    steps = max(1, len(data.train_idx) // cfg.batch_size) if len(data.train_idx) >= \
-        cfg.batch_size else 1
+    steps = max(1, len(data.train_idx) // cfg.batch_size)  # batches per epoch (drop_last)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr,
                                                     total_steps=cfg.epochs * steps)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)

@@ -13,6 +13,6 @@ from .synthetic import make_synthetic_coco, default_dataset, SYNTHETIC_CLASSES
 from .cache import ImageCache, build_cache, decode_resized
 from .sources import Source, resolve_source
 from .loader import (CachedDataset, BatchAugment, make_train_loader, make_eval_loader, cutout,
-                     normalize_batch, train_transform, stratified_split)
+                     normalize_batch, stratified_split)
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -26,7 +26,7 @@ from .split import stratified_split
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-__all__ = ["CachedDataset", "BatchAugment", "train_transform", "make_train_loader", "make_eval_loader",
+__all__ = ["CachedDataset", "BatchAugment", "make_train_loader", "make_eval_loader",
            "normalize_batch", "cutout", "stratified_split", "default_workers"]
 
 
@@ -105,13 +105,6 @@ class BatchAugment:
         if self.ra is not None:
             x = torch.cat([self.ra(chunk) for chunk in x.split(self.group)])
         return x
-
-
-def train_transform(size: int, randaugment: tuple[int, int] | None = (2, 9),
-                    scale: tuple[float, float] | None = None) -> BatchAugment:
-    """The recipe's augmentation (``size`` is the cache's: images arrive at it already)."""
-    del size
-    return BatchAugment(randaugment, scale)
 
 
 def normalize_batch(x: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
