@@ -29,6 +29,9 @@ class OrtModel:
     def __init__(self, path: str | Path, threads: int | None = None):
         import onnxruntime as ort
         opts = ort.SessionOptions()
+        # no busy-waiting between runs: a spinning ORT pool steals the cores from whatever
+        # runs next (PyTorch in a side-by-side timing, the robot's other processes)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             opts.intra_op_num_threads = threads
         self.path = Path(path)
