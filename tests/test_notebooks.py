@@ -129,15 +129,11 @@ def test_automl_chapter_smoke(tmp_path, tiny_home):
 
 
 @pytest.mark.slow
-def test_compress_chapter_smoke(tmp_path, tiny_home):
+def test_compress_chapter_smoke(tmp_path, tiny_home, isolated_home):
     # a tiny original first, then every technique for one epoch each
     from trashkit.train import train
-    os.environ["TRASHKIT_HOME"] = str(tiny_home)
-    try:
-        train({"model": "tiny", "image_size": 48, "epochs": 1, "batch_size": 32},
-              tmp_path / "orig", progress=False)
-    finally:
-        os.environ.pop("TRASHKIT_HOME", None)
+    train({"model": "tiny", "image_size": 48, "epochs": 1, "batch_size": 32},
+          tmp_path / "orig", progress=False)
     execute("07_compress.ipynb", tmp_path, tiny_home, output_dir=str(tmp_path / "run"),
             checkpoint=str(tmp_path / "orig" / "best.pt"), train_epochs=1, finetune_epochs=1,
             student="tiny", latency_runs=3)
