@@ -48,9 +48,9 @@ class SearchConfig:
     objective: str = "macs"          # second objective: "macs" or "latency" (batch-1 CPU ms)
     budget: float | None = None      # max MACs (or ms); over-budget trials are never trained
     slots: int = 5
-    max_stride2: int = 4             # stride-2 stages allowed, the stem included
+    max_stride2: int = 5             # stride-2 stages allowed, the stem included
     image_sizes: tuple[int, ...] = (96, 112, 128, 156)
-    channels: tuple[int, int] = (16, 96)
+    channels: tuple[int, int] = (16, 128)  # base width of the first / last slot
     prune_f1: float = 0.0            # prune a trial whose F1 after half its epochs is below
     sampler: str = "tpe"             # "tpe" or "nsga2"
     storage: str | None = None       # None: sqlite:///<output_dir>/study.db
@@ -65,21 +65,35 @@ class SurplusTrial(Exception):
     """Raised for a trial drawn after the study already has ``n_trials`` in flight or done."""
 
 
+def slot_channels(i: int, cfg: SearchConfig) -> tuple[int, int]:
+    """Channel range of slot ``i``: around a base that grows geometrically from
+    ``cfg.channels[0]`` (first slot) to ``cfg.channels[1]`` (last), from half to 1.5x of it.
+
+    Why: a network widens as it downsamples (MobileNet, ShuffleNet). One shared range for every
+    slot puts wide layers at full resolution, where they cost tens of millions of MACs, so
+    almost every sample would blow a 10M budget and be pruned.
+    """
+    lo, hi = cfg.channels
+    base = lo * (hi / lo) ** (i / max(1, cfg.slots - 1))
+    first = max(8, 8 * round(base / 2 / 8))
+    return first, max(first, 8 * round(base * 1.5 / 8))
+
+
 def sample_config(trial: optuna.Trial, cfg: SearchConfig) -> tuple[dict, dict]:
     """``(backbone YAML dict, training params)`` for one trial; raises TrialPruned if invalid.
 
     Every slot suggests every parameter (a static space that any sampler handles); the
-    parameters a module does not use are simply ignored.
+    parameters a module does not use are simply ignored. Fire and Bottleneck have no strided
+    form: a slot that gives them stride 2 gets a 3x3 max-pool in front (SqueezeNet's way).
     """
     act = trial.suggest_categorical("stem_act", ["ReLU", "Hardswish"])
     stem = trial.suggest_categorical("stem_c", [8, 16, 24])
     backbone: list = [[1, "Conv", [stem, 3, 2, None, 1, act]]]
     stride2 = 1
-    lo, hi = cfg.channels
     for i in range(cfg.slots):
         kind = trial.suggest_categorical(f"s{i}_module", MODULES)
         rep = trial.suggest_int(f"s{i}_repeat", 1, 3)
-        c = trial.suggest_int(f"s{i}_c", lo, hi, step=8)
+        c = trial.suggest_int(f"s{i}_c", *slot_channels(i, cfg), step=8)
         k = trial.suggest_categorical(f"s{i}_k", [3, 5])
         s = trial.suggest_categorical(f"s{i}_s", [1, 2])
         a = trial.suggest_categorical(f"s{i}_act", ["ReLU", "Hardswish"])
@@ -87,11 +101,11 @@ def sample_config(trial: optuna.Trial, cfg: SearchConfig) -> tuple[dict, dict]:
         t = trial.suggest_categorical(f"s{i}_t", [1, 2, 3, 4, 6])
         if kind == "none":
             continue
-        if kind in ("Fire", "Bottleneck") and s == 2:
-            raise optuna.TrialPruned(f"slot {i}: {kind} has no stride-2 form")
         stride2 += s == 2
         if stride2 > cfg.max_stride2:
             raise optuna.TrialPruned(f"more than {cfg.max_stride2} stride-2 stages")
+        if kind in ("Fire", "Bottleneck") and s == 2:
+            backbone.append([1, "MaxPool", [3, 2, 1]])
         args = {"Conv": [c, k, s, None, 1, a], "DWConv": [c, k, s, a],
                 "InvertedResidualv2": [c, t, s], "MBConv": [t, c, s, k],
                 "InvertedResidualv3": [k, t, c, se, int(a == "Hardswish"), s],
@@ -109,6 +123,33 @@ def sample_config(trial: optuna.Trial, cfg: SearchConfig) -> tuple[dict, dict]:
               "batch_size": trial.suggest_categorical("batch_size", [32, 64]),
               "lr": trial.suggest_float("lr", 0.02, 0.2, log=True)}
     return model, params
+
+
+def sample_space(cfg: SearchConfig, n: int = 100, seed: int = 0) -> pd.DataFrame:
+    """Draw ``n`` random architectures from the space and count their official MACs, without
+    training anything: one row each with ``image_size``, ``MACs`` (NaN when rejected) and
+    ``rejected`` (the reason, or "").
+
+    Why: a search is only as good as its space. Before spending hours, look at where the
+    space's MACs fall against the budget; if most samples are far over it, every trial is
+    pruned unseen and the sampler learns nothing (chapter 6 plots this).
+    """
+    study = optuna.create_study(directions=["maximize", "minimize"],
+                                sampler=optuna.samplers.RandomSampler(seed=seed))
+    rows = []
+    for _ in range(n):
+        trial = study.ask()
+        row = {"image_size": None, "MACs": math.nan, "rejected": ""}
+        try:
+            model_cfg, params = sample_config(trial, cfg)
+            row["image_size"] = params["image_size"]
+            row["MACs"] = official_macs(build_yaml_model(model_cfg, 6), params["image_size"])
+        except optuna.TrialPruned as exc:
+            row["rejected"] = str(exc)
+        except (ValueError, RuntimeError) as exc:
+            row["rejected"] = f"does not build: {exc}"
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _cost(model_cfg: dict, size: int, n_classes: int = 6) -> tuple[int, float]:
@@ -133,18 +174,23 @@ def make_objective(cfg: SearchConfig, out: Path):
             raise
 
     def run_trial(trial: optuna.Trial) -> tuple[float, float]:
-        model_cfg, params = sample_config(trial, cfg)
         try:
+            model_cfg, params = sample_config(trial, cfg)
             macs, latency = _cost(model_cfg, params["image_size"])
         except optuna.TrialPruned:
+            trial.set_constraint("budget", 1.0)  # rejected: as bad as twice the budget
             raise
         except (ValueError, RuntimeError) as exc:  # e.g. a feature map shrunk to nothing
+            trial.set_constraint("budget", 1.0)
             raise optuna.TrialPruned(f"does not build: {exc}") from None
         cost = float(macs) if cfg.objective == "macs" else latency
         trial.set_user_attr("macs", macs)
         trial.set_user_attr("latency", latency)
         trial.set_user_attr("config_yaml", yaml.safe_dump(model_cfg, sort_keys=False))
         trial.set_user_attr("train_params", params)
+        # Optuna's constraint (> 0 is infeasible): the sampler ranks over-budget trials by how
+        # far over they were, learning where the budget lies; the Pareto set skips them
+        trial.set_constraint("budget", cost / cfg.budget - 1 if cfg.budget else 0.0)
         if cfg.budget is not None and cost > cfg.budget:
             raise optuna.TrialPruned(f"over budget: {cost:.4g} > {cfg.budget:.4g} "
                                      f"({cfg.objective}), not trained")
@@ -193,8 +239,10 @@ def load_study(cfg: SearchConfig, out: Path, attempts: int = 5) -> optuna.Study:
     """Create or join the study. Workers that start together on a fresh database race to
     create its tables; the loser gets an integrity error and simply tries again."""
     from sqlalchemy.exc import SQLAlchemyError
-    sampler = (optuna.samplers.NSGAIISampler(seed=cfg.seed) if cfg.sampler == "nsga2" else
-               optuna.samplers.TPESampler(seed=cfg.seed))
+    kind = {"nsga2": optuna.samplers.NSGAIISampler, "tpe": optuna.samplers.TPESampler}
+    if cfg.sampler not in kind:
+        raise ValueError(f"SearchConfig.sampler: {cfg.sampler!r} is not one of {sorted(kind)}")
+    sampler = kind[cfg.sampler](seed=cfg.seed)
     for attempt in range(attempts):
         try:
             study = optuna.create_study(storage=storage_for(cfg, out),
