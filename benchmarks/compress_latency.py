@@ -10,14 +10,13 @@ alike; prints the median and p90 over rounds and the speed-up over the eager flo
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from trashkit.complexity import interleaved_latency  # noqa: E402
 from trashkit.compress import OrtModel  # noqa: E402
 from trashkit.scoring import load_checkpoint  # noqa: E402
 
@@ -31,33 +30,21 @@ def main() -> None:
     run = Path(args.run)
     orig = load_checkpoint(args.original)
     size = orig.image_size
-    models = {"original (eager fp32)": orig.model}
+    models = {"original (eager fp32)": orig.model.eval()}
     for name, sub in (("pruned", "pruned_ft"), ("decomposed", "decomposed_ft"),
                       ("student distilled", "student_kd")):
         if (run / sub / "best.pt").is_file():
-            models[name] = load_checkpoint(run / sub / "best.pt").model
+            models[name] = load_checkpoint(run / sub / "best.pt").model.eval()
     for name, f in (("ONNX Runtime fp32", "model.onnx"), ("ONNX Runtime int8", "model.int8.onnx")):
         if (run / f).is_file():
             models[name] = OrtModel(run / f)
     x = torch.zeros(1, 3, size, size)
-    times: dict[str, list[float]] = {k: [] for k in models}
-    with torch.inference_mode():
-        for _ in range(10):
-            for m in models.values():
-                m(x)
-        for _ in range(args.rounds):
-            for name, m in models.items():
-                t0 = time.perf_counter()
-                m(x)
-                times[name].append((time.perf_counter() - t0) * 1000)
-    base = statistics.median(times["original (eager fp32)"])
+    df = interleaved_latency({k: (m, x) for k, m in models.items()}, rounds=args.rounds)
     print(f"batch 1, {size}px, {args.rounds} interleaved rounds, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads")
     print("| variant | median ms | p90 ms | speed-up vs eager fp32 |\n|---|---:|---:|---:|")
-    for name, t in times.items():
-        t.sort()
-        med = statistics.median(t)
-        print(f"| {name} | {med:.2f} | {t[int(0.9 * (len(t) - 1))]:.2f} | {base / med:.2f}x |")
+    for r in df.itertuples():
+        print(f"| {r.model} | {r.median_ms:.2f} | {r.p90_ms:.2f} | {r.speedup:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ from trashkit.compress import evaluate_variant, variants_table  # noqa: E402
 from trashkit.compress import pipeline as cp  # noqa: E402
 from trashkit.runs import new_run_dir  # noqa: E402
 
+STEPS = ("onnx", "pruned", "decomposed", "distilled", "arcface")
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -29,14 +31,24 @@ def main() -> None:
     ap.add_argument("--finetune-epochs", type=int, default=10)
     ap.add_argument("--student", default="mobilenetv3:width=0.5,depth=0.5")
     ap.add_argument("--latency-runs", type=int, default=200)
+    ap.add_argument("--only", default=",".join(STEPS),
+                    help=f"comma-separated subset of {','.join(STEPS)} (original always runs)")
     args = ap.parse_args()
+    only = set(args.only.split(","))
+    if only - set(STEPS):
+        ap.error(f"--only: unknown step(s) {sorted(only - set(STEPS))}; choose from {STEPS}")
     out = new_run_dir("compress-trashnet")
     t0 = time.perf_counter()
     ctx = cp.Context(args.checkpoint, out)
-    variants = [cp.original(ctx), *cp.onnx_variants(ctx, int8=True),
-                cp.pruned(ctx, 0.6, args.finetune_epochs),
-                cp.decomposed(ctx, 0.5, args.finetune_epochs),
-                *cp.distilled(ctx, args.student, args.epochs), cp.arcface(ctx, args.epochs)]
+    steps = {"onnx": lambda: cp.onnx_variants(ctx, int8=True),
+             "pruned": lambda: [cp.pruned(ctx, 0.6, args.finetune_epochs)],
+             "decomposed": lambda: [cp.decomposed(ctx, 0.5, args.finetune_epochs)],
+             "distilled": lambda: cp.distilled(ctx, args.student, args.epochs),
+             "arcface": lambda: [cp.arcface(ctx, args.epochs)]}
+    variants = [cp.original(ctx)]
+    for name in STEPS:
+        if name in only:
+            variants += steps[name]()
     rows = [evaluate_variant(v, ctx.eval_images, ctx.eval_labels, ctx.n_classes, ctx.size,
                              args.latency_runs) for v in variants]
     table = variants_table(rows)
@@ -49,8 +61,9 @@ def main() -> None:
     print(table[cols].round(4).to_markdown())
     by = {r["variant"]: r["predictions"] for r in rows}
     for name in ("ONNX Runtime fp32", "ONNX Runtime int8"):
-        print(f"{name}: same prediction as PyTorch on "
-              f"{cp.agreement(by['original'], by[name]):.1%} of the held-out images")
+        if name in by:
+                print(f"{name}: same prediction as PyTorch on "
+                  f"{cp.agreement(by['original'], by[name]):.1%} of the held-out images")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ from torchvision import models as tvm
 from torchvision.ops import SqueezeExcitation
 
 from trashkit.complexity import (check_countable, compare_counters, count_layers,
-                                 find_escapes, measure_latency, official_macs, ptflops_count)
+                                 find_escapes, interleaved_latency, measure_latency, official_macs,
+                                 ptflops_count)
 from trashkit.complexity import formulas as fm
 
 
@@ -210,6 +211,27 @@ def test_latency_reports_context_and_order():
     assert "threads" in text and "torch" in text and "median" in text
     lat8 = measure_latency(nn.Conv2d(3, 4, 3), (3, 16, 16), batch=8, runs=3, warmup=1)
     assert lat8.batch == 8 and lat8.throughput == pytest.approx(8000 / lat8.median_ms)
+
+
+def test_interleaved_latency_takes_turns_and_ranks():
+    calls: list[str] = []
+
+    def model(name, work):
+        def run(x):
+            calls.append(name)
+            return sum(torch.mm(x, x) for _ in range(work))
+        return run
+
+    x = torch.ones(64, 64)
+    df = interleaved_latency({"heavy": (model("heavy", 30), x), "light": (model("light", 1), x)},
+                             rounds=20, warmup=2)
+    assert calls[:4] == ["heavy", "light", "heavy", "light"]  # turns, not blocks
+    assert len(calls) == 2 * (20 + 2)
+    assert list(df.model) == ["heavy", "light"] and (df.rounds == 20).all()
+    assert df.speedup.iloc[0] == 1.0 and df.speedup.iloc[1] > 3  # 30x the work
+    assert (df.median_ms <= df.p90_ms).all()
+    with pytest.raises(ValueError, match="no models"):
+        interleaved_latency({})
 
 
 def test_official_count_leaves_the_model_untouched_and_picklable():

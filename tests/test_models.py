@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from trashkit.complexity import find_escapes, official_macs
-from trashkit.models import (YamlConfigError, build_model, build_yaml_model, mobilenetv3,
-                             shipped_configs, shufflenetv2)
+from trashkit.models import (YamlConfigError, build_model, build_yaml_model, dump_config,
+                             load_config, mobilenetv3, shipped_configs, shufflenetv2)
 
 
 def net(backbone, width=1.0, depth=1.0, cin=3):
@@ -88,6 +88,22 @@ def test_shipped_configs():
         assert find_escapes(model) == []
     params = sum(p.numel() for p in build_model("mbv3_reduced").parameters())
     assert 250_000 <= params <= 350_000
+
+
+def test_dump_config_one_entry_per_line_round_trips(tmp_path):
+    for name, path in shipped_configs().items():
+        cfg, _, _ = load_config(path)
+        text = dump_config(cfg)
+        assert load_config(text)[0] == cfg, name
+        lines = text.splitlines()
+        start = lines.index("backbone:")
+        assert len(lines) - start - 1 == len(cfg["backbone"])  # one line per entry
+    cfg = {"width_multiple": 0.5, "backbone": [[1, "Conv", [8, 3, 2, None, 1, "ReLU"]],
+                                              [1, "GlobalAvgPool", []], [1, "Flatten", []],
+                                              [1, "Linear", [6]]]}
+    assert "  - [1, Conv, [8, 3, 2, null, 1, ReLU]]" in dump_config(cfg)
+    (tmp_path / "m.yaml").write_text(dump_config(cfg))
+    assert build_yaml_model(tmp_path / "m.yaml", 6)(torch.zeros(1, 3, 32, 32)).shape == (1, 6)
 
 
 def test_families_and_knobs():

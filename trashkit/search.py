@@ -25,11 +25,10 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
-import yaml
 from optuna.trial import TrialState
 
 from .complexity import find_escapes, measure_latency, official_macs
-from .models import build_yaml_model
+from .models import build_yaml_model, dump_config
 from .train import TrainConfig, train
 
 MODULES = ("none", "Conv", "DWConv", "InvertedResidualv2", "InvertedResidualv3", "MBConv",
@@ -186,7 +185,7 @@ def make_objective(cfg: SearchConfig, out: Path):
         cost = float(macs) if cfg.objective == "macs" else latency
         trial.set_user_attr("macs", macs)
         trial.set_user_attr("latency", latency)
-        trial.set_user_attr("config_yaml", yaml.safe_dump(model_cfg, sort_keys=False))
+        trial.set_user_attr("config_yaml", dump_config(model_cfg))
         trial.set_user_attr("train_params", params)
         # Optuna's constraint (> 0 is infeasible): the sampler ranks over-budget trials by how
         # far over they were, learning where the budget lies; the Pareto set skips them

@@ -11,6 +11,7 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -90,3 +91,35 @@ def measure_latency(model: nn.Module, input_size: tuple[int, ...] = (3, 156, 156
     return Latency(med, p90, statistics.fmean(times), batch, batch * 1000 / med, len(times),
                    device_name(device) if device.type == "cuda" else
                    f"cpu {platform.machine()}", used_threads, torch.__version__)
+
+
+def interleaved_latency(models: dict[str, tuple], rounds: int = 300,
+                        warmup: int = 10) -> pd.DataFrame:
+    """Time several models side by side, CPU batch 1: ``models`` maps a name to
+    ``(callable, input tensor)``; every round runs each once in turn.
+
+    Why interleave: on a shared machine the load drifts over seconds; timing model A for a
+    minute and then model B compares two different machines. Taking turns exposes every
+    model to the same noise, so their *ratio* is trustworthy even when the absolute ms is not.
+    Returns one row per model: median and p90 ms and the speed-up over the first model.
+    """
+    if not models:
+        raise ValueError("interleaved_latency: no models given")
+    times: dict[str, list[float]] = {name: [] for name in models}
+    with torch.inference_mode():
+        for _ in range(warmup):
+            for fn, x in models.values():
+                fn(x)
+        for _ in range(rounds):
+            for name, (fn, x) in models.items():
+                t0 = time.perf_counter()
+                fn(x)
+                times[name].append((time.perf_counter() - t0) * 1000)
+    base = statistics.median(next(iter(times.values())))
+    rows = []
+    for name, t in times.items():
+        t.sort()
+        med = statistics.median(t)
+        rows.append({"model": name, "median_ms": med, "p90_ms": t[int(0.9 * (len(t) - 1))],
+                     "speedup": base / med, "rounds": rounds})
+    return pd.DataFrame(rows)

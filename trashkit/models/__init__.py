@@ -13,7 +13,8 @@ from pathlib import Path
 from torch import nn
 
 from .families import FAMILIES, mobilenetv3, shufflenetv2
-from .yaml_backbone import YamlConfigError, YamlNet, build_yaml_model, load_config
+from .yaml_backbone import (YamlConfigError, YamlNet, build_yaml_model, dump_config,
+                            load_config)
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 
@@ -47,5 +48,5 @@ def build_model(spec: str | Path, num_classes: int = 6) -> nn.Module:
                      "path to a YAML file")
 
 
-__all__ = ["build_model", "shipped_configs", "mobilenetv3", "shufflenetv2", "FAMILIES",
-           "build_yaml_model", "load_config", "YamlNet", "YamlConfigError", "CONFIG_DIR"]
+__all__ = ["build_model", "dump_config", "shipped_configs", "mobilenetv3", "shufflenetv2",
+           "FAMILIES", "build_yaml_model", "load_config", "YamlNet", "YamlConfigError", "CONFIG_DIR"]

@@ -64,7 +64,8 @@ def load_config(path_or_text: str | Path | dict) -> tuple[dict, list[int], str]:
     if isinstance(path_or_text, dict):
         return path_or_text, [], "<dict>"
     p = Path(path_or_text)
-    if p.suffix in (".yaml", ".yml") or p.is_file():
+    looks_like_text = isinstance(path_or_text, str) and "\n" in path_or_text
+    if not looks_like_text and (p.suffix in (".yaml", ".yml") or p.is_file()):
         if not p.is_file():
             raise FileNotFoundError(f"model config {p} does not exist")
         text, origin = p.read_text(), str(p)
@@ -77,6 +78,17 @@ def load_config(path_or_text: str | Path | dict) -> tuple[dict, list[int], str]:
     if not isinstance(cfg, dict):
         raise YamlConfigError(f"{origin}: expected a mapping with a 'backbone' list")
     return cfg, _lines(text), origin
+
+
+def dump_config(cfg: dict) -> str:
+    """YAML text of a config with one backbone entry per line, ``- [1, Conv, [16, 3, 2]]``,
+    the way the competition wrote them. Why: ``yaml.safe_dump`` alone spreads every entry
+    over a dozen lines, and a searched architecture should be readable at a glance."""
+    head = {k: v for k, v in cfg.items() if k != "backbone"}
+    text = yaml.safe_dump(head, sort_keys=False) if head else ""
+    rows = [yaml.safe_dump(entry, default_flow_style=True, width=10**6).strip()
+            for entry in cfg.get("backbone", [])]
+    return text + "backbone:\n" + "".join(f"  - {row}\n" for row in rows)
 
 
 def build_yaml_model(config: str | Path | dict, num_classes: int | None = None) -> YamlNet:
