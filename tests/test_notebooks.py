@@ -122,10 +122,16 @@ def test_train_and_score_chapters(tmp_path, tiny_home):
 
 @pytest.mark.slow
 def test_automl_chapter_smoke(tmp_path, tiny_home):
-    execute("06_automl.ipynb", tmp_path, tiny_home, output_dir=str(tmp_path / "run"),
-            n_trials=3, epochs=1, image_sizes=[32], budget=20_000_000)
+    nb = execute("06_automl.ipynb", tmp_path, tiny_home, output_dir=str(tmp_path / "run"),
+                 n_trials=3, epochs=1, image_sizes=[32], budget=20_000_000)
     trials = pd.read_csv(tmp_path / "run" / "trials.csv")
     assert len(trials) == 3
+    assert (trials.state == "COMPLETE").any()  # at 32 px everything fits 20M MACs
+    shown = "".join(str(o.get("data", {}).get("text/plain", "")) + str(o.get("text", ""))
+                    for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "MACs %" in shown and "config(s) to" in shown  # the chosen trial, line by line
+    assert list((tmp_path / "run" / "exported").glob("trial_*.yaml"))
+    assert (tmp_path / "run" / "space_macs.png").is_file()
 
 
 @pytest.mark.slow

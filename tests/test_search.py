@@ -16,6 +16,7 @@ from trashkit.complexity import find_escapes
 from trashkit.models import build_yaml_model
 from trashkit.search import (SearchConfig, export_pareto, finished,
                              load_study, run_search, sample_config, sample_space,
+                             architecture_table,
                              slot_channels, trials_table)
 
 from conftest import REPO
@@ -68,6 +69,25 @@ def test_default_space_is_calibrated_for_a_10M_budget():
     assert (space.MACs <= 10e6).sum() >= 8
     lo, hi = slot_channels(0, cfg), slot_channels(cfg.slots - 1, cfg)
     assert lo[1] < hi[0]  # later slots are wider than early ones
+
+
+def test_architecture_table_costs_each_yaml_line():
+    from trashkit.complexity import count_layers
+    cfg = {"backbone": [[1, "Conv", [8, 3, 2, None, 1, "ReLU"]],
+                        [2, "InvertedResidualv2", [16, 2, 2]],  # two layers, one line
+                        [1, "GlobalAvgPool", []], [1, "Flatten", []], [1, "Linear", [6]]]}
+    table = architecture_table(cfg, 32)
+    assert list(table.index) == [0, 1, 2, 3, 4]
+    assert table.yaml[1] == str(cfg["backbone"][1])
+    model = build_yaml_model(cfg, 6)
+    assert model.entry_of == [0, 1, 1, 2, 3, 4]
+    layers = count_layers(model, (3, 32, 32))
+    assert table.MACs.sum() == layers.macs.sum()
+    one = count_layers(build_yaml_model({"backbone": [cfg["backbone"][0],
+                                                      [1, "InvertedResidualv2", [16, 2, 2]]]}),
+                       (3, 32, 32))
+    assert table.MACs[1] > one.macs.sum() - table.MACs[0]  # the repeat is counted too
+    assert table.out_shape[1] == layers[layers.name.str.startswith("layers.2")].out_shape.iloc[-1]
 
 
 def test_unknown_sampler_is_named():

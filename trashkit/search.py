@@ -27,7 +27,7 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from .complexity import find_escapes, measure_latency, official_macs
+from .complexity import count_layers, find_escapes, measure_latency, official_macs
 from .models import build_yaml_model, dump_config
 from .train import TrainConfig, train
 
@@ -318,6 +318,26 @@ def export_pareto(study: optuna.Study, out_dir: str | Path,
         path.write_text(header + t.user_attrs["config_yaml"])
         paths.append(path)
     return paths
+
+
+def architecture_table(config: str | Path | dict, image_size: int,
+                       n_classes: int = 6) -> pd.DataFrame:
+    """One row per backbone line of a YAML config: the entry as written, its output shape,
+    parameters, MACs (our analytic count) and share of the total.
+
+    Why per *line* rather than per layer: a searched architecture is read and edited as YAML,
+    and an entry with repeats builds several layers; this shows what each line costs.
+    """
+    model = build_yaml_model(config, n_classes)
+    layers = count_layers(model, (3, image_size, image_size))
+    layer_idx = layers.name.str.extract(r"^layers\.(\d+)")[0].astype(int)
+    entry = layer_idx.map(lambda j: model.entry_of[j]).rename("entry")
+    table = layers.groupby(entry).agg(out_shape=("out_shape", "last"), params=("params", "sum"),
+                                      MACs=("macs", "sum"))
+    backbone = model.config["backbone"]
+    table.insert(0, "yaml", [str(backbone[e]) for e in table.index])
+    table["MACs %"] = (100 * table.MACs / max(1, table.MACs.sum())).round(1)
+    return table
 
 
 def plot_pareto(study: optuna.Study, x: str = "MACs"):

@@ -39,12 +39,15 @@ class YamlConfigError(ValueError):
 
 
 class YamlNet(nn.Module):
-    """A plain stack of the described modules (``self.layers``), with the config kept."""
+    """A plain stack of the described modules (``self.layers``), with the config kept and,
+    for each layer, the index of the backbone entry it came from (``entry_of``; an entry with
+    repeats gives several layers)."""
 
-    def __init__(self, layers: list[nn.Module], config: dict):
+    def __init__(self, layers: list[nn.Module], config: dict, entry_of: list[int] | None = None):
         super().__init__()
         self.layers = nn.Sequential(*layers)
         self.config = config
+        self.entry_of = entry_of if entry_of is not None else list(range(len(layers)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
@@ -108,6 +111,7 @@ def build_yaml_model(config: str | Path | dict, num_classes: int | None = None) 
     last_linear = max((i for i, e in enumerate(entries)
                        if isinstance(e, list) and len(e) == 3 and e[1] == "Linear"), default=None)
     layers: list[nn.Module] = []
+    entry_of: list[int] = []
     for i, entry in enumerate(entries):
         where = f"{origin}:{lines[i] if i < len(lines) else '?'}: backbone[{i}]"
         if not (isinstance(entry, list) and len(entry) == 3):
@@ -143,5 +147,6 @@ def build_yaml_model(config: str | Path | dict, num_classes: int | None = None) 
                 raise YamlConfigError(f"{where} {name} (repeat {r + 1}/{n}, in channels {cin}):"
                                       f" {exc}") from None
             layers.append(module)
+            entry_of.append(i)
             cin = cout
-    return YamlNet(layers, cfg)
+    return YamlNet(layers, cfg, entry_of)
