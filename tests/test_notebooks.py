@@ -46,9 +46,12 @@ def execute(name: str, out_dir: Path, home: Path, **params) -> nbformat.Notebook
     return nbformat.read(out, as_version=4)
 
 
-def _text(nb) -> str:
-    return "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
-                     for o in c.get("outputs", []) if o.get("output_type") == "stream")
+def _text(nb, rich: bool = False) -> str:
+    """Printed output of the code cells; with ``rich``, displayed objects' text too."""
+    kinds = ("stream", "display_data", "execute_result") if rich else ("stream",)
+    return "\n".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
+                     for c in nb.cells if c.cell_type == "code"
+                     for o in c.get("outputs", []) if o.get("output_type") in kinds)
 
 
 @pytest.mark.slow
@@ -127,8 +130,7 @@ def test_automl_chapter_smoke(tmp_path, tiny_home):
     trials = pd.read_csv(tmp_path / "run" / "trials.csv")
     assert len(trials) == 3
     assert (trials.state == "COMPLETE").any()  # at 32 px everything fits 20M MACs
-    shown = "".join(str(o.get("data", {}).get("text/plain", "")) + str(o.get("text", ""))
-                    for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    shown = _text(nb, rich=True)
     assert "MACs %" in shown and "config(s) to" in shown  # the chosen trial, line by line
     assert list((tmp_path / "run" / "exported").glob("trial_*.yaml"))
     assert (tmp_path / "run" / "space_macs.png").is_file()
