@@ -49,33 +49,29 @@ def test_width_depth_and_stride_on_first_repeat_only():
                 width=0.5, depth=2.0)
     layers = list(model.layers)
     assert len(layers) == 1 + 6                       # repeats 3 x depth 2
-    assert layers[0].out_channels if hasattr(layers[0], "out_channels") else True
+    assert layers[0].out_channels == 8                # 16 * 0.5
     assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 16, 16, 16)  # 20*0.5 -> 16 (x8)
-    strides = [l.stride for l in layers[1:]]
+    strides = [layer.stride for layer in layers[1:]]
     assert strides == [2, 1, 1, 1, 1, 1]
     assert len(net([[1, "Conv", [8, 3]], [4, "DWConv", [8, 3]]], depth=0.33).layers) == 2
 
 
-def test_errors_name_line_module_and_argument(tmp_path):
+@pytest.mark.parametrize("text, message", [
+    ("input_channel: 3\nbackbone:\n  - [1, Conv, [16, 3, 2]]\n"
+     "  - [1, InvertedResidualv3, [3, 4, -24, 0, 0, 1]]\n",
+     r"bad.yaml:4: backbone\[1\] InvertedResidualv3: argument 'c' must be a positive number"),
+    ("backbone:\n  - [1, conv, [16]]\n",
+     r"bad.yaml:2: .*unknown module 'conv' \(did you mean Conv\?\)"),
+    ("backbone:\n  - [1, Fire, [16, 32]]\n",
+     r"Fire: expected 3..3 arguments \['squeeze', 'expand1x1', 'expand3x3'\]"),
+    ("backbone:\n  - [1, Conv, [16]]\n  - [2, ShuffleUnit, [48, 1]]\n",
+     r":3: backbone\[1\] ShuffleUnit \(repeat 1/2, in channels 16\)"),
+    ("widht_multiple: 1\nbackbone:\n  - [1, Conv, [16]]\n", "widht_multiple"),
+], ids=["argument", "unknown module", "argument count", "build", "top-level key"])
+def test_errors_name_line_module_and_argument(tmp_path, text, message):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("input_channel: 3\nbackbone:\n  - [1, Conv, [16, 3, 2]]\n"
-                   "  - [1, InvertedResidualv3, [3, 4, -24, 0, 0, 1]]\n")
-    with pytest.raises(YamlConfigError, match=r"bad.yaml:4: backbone\[1\] InvertedResidualv3: "
-                                              r"argument 'c' must be a positive number"):
-        build_yaml_model(bad)
-    bad.write_text("backbone:\n  - [1, conv, [16]]\n")
-    with pytest.raises(YamlConfigError, match=r"bad.yaml:2: .*unknown module 'conv' "
-                                              r"\(did you mean Conv\?\)"):
-        build_yaml_model(bad)
-    bad.write_text("backbone:\n  - [1, Fire, [16, 32]]\n")
-    with pytest.raises(YamlConfigError, match=r"Fire: expected 3..3 arguments"):
-        build_yaml_model(bad)
-    bad.write_text("backbone:\n  - [1, Conv, [16]]\n  - [2, ShuffleUnit, [48, 1]]\n")
-    with pytest.raises(YamlConfigError, match=r":3: backbone\[1\] ShuffleUnit \(repeat 1/2, "
-                                              r"in channels 16\)"):
-        build_yaml_model(bad)
-    bad.write_text("widht_multiple: 1\nbackbone:\n  - [1, Conv, [16]]\n")
-    with pytest.raises(YamlConfigError, match="widht_multiple"):
+    bad.write_text(text)
+    with pytest.raises(YamlConfigError, match=message):
         build_yaml_model(bad)
 
 
@@ -111,8 +107,10 @@ def test_families_and_knobs():
     assert sum(p.numel() for p in mobilenetv3(depth=0.5).parameters()) < \
         sum(p.numel() for p in mobilenetv3().parameters())
     from torchvision.models import shufflenet_v2_x0_5
-    assert official_macs(shufflenetv2(0.5), 96) == official_macs(shufflenet_v2_x0_5(num_classes=6), 96)
-    assert build_model("shufflenetv2:width=1.0,depth=0.5")(torch.zeros(1, 3, 64, 64)).shape == (1, 6)
+    assert official_macs(shufflenetv2(0.5), 96) == \
+        official_macs(shufflenet_v2_x0_5(num_classes=6), 96)
+    model = build_model("shufflenetv2:width=1.0,depth=0.5")
+    assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 6)
     with pytest.raises(ValueError, match="unknown knob 'widht'"):
         build_model("mobilenetv3:widht=2")
     with pytest.raises(ValueError, match="unknown model"):

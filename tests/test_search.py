@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 
 from trashkit.complexity import find_escapes
 from trashkit.models import build_yaml_model
-from trashkit.models.yaml_backbone import STRIDE_ARG
+from trashkit.models.blocks import stride_of
 from trashkit.search import (SearchConfig, export_pareto, finished,
                              load_study, run_search, sample_config, sample_space,
                              architecture_table,
@@ -31,9 +31,7 @@ def tiny_search(crops, **kw) -> SearchConfig:
 
 def _stride2_stages(model_cfg: dict) -> int:
     """Stride-2 entries of a sampled backbone, read back from the YAML itself."""
-    return sum(1 for _, name, args in model_cfg["backbone"]
-               if name in STRIDE_ARG and len(args) > STRIDE_ARG[name]
-               and args[STRIDE_ARG[name]] == 2)
+    return sum(stride_of(name, args) == 2 for _, name, args in model_cfg["backbone"])
 
 
 def test_every_sampled_architecture_builds_and_passes_the_guard():

@@ -41,6 +41,11 @@ def _depth(n: int, depth: float) -> int:
     return max(1, int(math.ceil(n * depth)))
 
 
+def _even(c: float) -> int:
+    """An even channel count of at least 8: a ShuffleNet unit splits its channels in half."""
+    return max(8, int(round(c / 2)) * 2)
+
+
 def mobilenetv3(width: float = 1.0, depth: float = 1.0, num_classes: int = 6,
                 dropout: float = 0.2, last_channel: int = MBV3_SMALL_LAST) -> MobileNetV3:
     """A MobileNetV3-small-style network; ``depth`` < 1 drops blocks from each stage's end."""
@@ -49,14 +54,13 @@ def mobilenetv3(width: float = 1.0, depth: float = 1.0, num_classes: int = 6,
     rows: list[tuple] = []
     for stage in _stages(MBV3_SMALL):
         n = _depth(len(stage), depth)
-        rows += [stage[min(i, len(stage) - 1)] if i < len(stage) else
-                 (*stage[-1][:5], 1) for i in range(n)]
+        # extra blocks (depth > 1) repeat the stage's last row at stride 1
+        rows += [stage[i] if i < len(stage) else (*stage[-1][:5], 1) for i in range(n)]
     cfg, cin = [], 16
     for k, exp, out, se, act, s in rows:
         cfg.append(InvertedResidualConfig(cin, k, exp, out, se, act, s, 1, width))
         cin = out
-    last = InvertedResidualConfig.adjust_channels(last_channel, min(1.0, width) if width < 1
-                                                  else width)
+    last = InvertedResidualConfig.adjust_channels(last_channel, width)
     return MobileNetV3(cfg, last, num_classes=num_classes, dropout=dropout,
                        norm_layer=partial(nn.BatchNorm2d, eps=0.001, momentum=0.1))
 
@@ -68,8 +72,8 @@ def shufflenetv2(width: float = 0.5, depth: float = 1.0, num_classes: int = 6) -
     """
     if width <= 0 or depth <= 0:
         raise ValueError(f"width and depth must be > 0, got width={width}, depth={depth}")
-    even = lambda c: max(8, int(round(c * width / 0.5 / 2)) * 2)  # noqa: E731 - split in half
-    channels = [24, even(48), even(96), even(192), 1024 if width < 2 else 2048]
+    channels = [24, *(_even(c * width / 0.5) for c in (48, 96, 192)),
+                1024 if width < 2 else 2048]
     repeats = [_depth(n, depth) for n in (4, 8, 4)]
     return ShuffleNetV2(repeats, channels, num_classes=num_classes)
 

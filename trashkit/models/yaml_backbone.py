@@ -12,26 +12,38 @@
       - [1, Flatten, []]
       - [1, Linear, [6]]
 
-Every error names the file, the line, the module and the argument at fault.
+What each module's arguments are (names, defaults, which are channels, which is the stride)
+is the table ``blocks.MODULES``; this module reads the file, checks the top-level keys
+(``TOP_KEYS``) and every entry against that table before building anything, and stacks the
+modules. Every error names the file, the line, the module and the argument at fault.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 from torch import nn
-from torchvision.models._utils import _make_divisible
 
-from .blocks import SIGNATURES, build_block
+from .blocks import (COUNT, RATIO, ArgError, Kind, build_block, did_you_mean, is_int,
+                     parse_args, scale_channels)
 
-TOP_KEYS = {"input_channel", "depth_multiple", "width_multiple", "backbone", "name",
-            "description", "input_size"}
-#: argument positions that are strides (the first repeat keeps them, later ones use 1)
-STRIDE_ARG = {"Conv": 2, "DWConv": 2, "InvertedResidualv2": 2, "InvertedResidualv3": 5,
-              "MBConv": 2, "ShuffleUnit": 1, "MaxPool": 1, "AvgPool": 1}
+#: what each top-level key must hold (all optional but ``backbone``)
+TOP_KEYS: dict[str, Kind] = {
+    "input_channel": COUNT,
+    "depth_multiple": RATIO,
+    "width_multiple": RATIO,
+    "backbone": Kind("backbone", "a non-empty list of [repeat, Module, args]",
+                     lambda v: isinstance(v, (list, tuple)) and len(v) > 0),
+    "name": Kind("text", "a string", lambda v: v is None or isinstance(v, str)),
+    "description": Kind("text", "a string", lambda v: v is None or isinstance(v, str)),
+    "input_size": Kind("input_size", "a positive integer or a list of them",
+                       lambda v: COUNT.check(v) or (isinstance(v, list) and len(v) > 0
+                                                    and all(COUNT.check(x) for x in v))),
+}
 
 
 class YamlConfigError(ValueError):
@@ -53,19 +65,36 @@ class YamlNet(nn.Module):
         return self.layers(x)
 
 
-def _lines(text: str) -> list[int]:
-    """1-based line number of each backbone entry (for error messages)."""
+@dataclass(frozen=True)
+class Lines:
+    """1-based line numbers of each top-level key and each backbone entry, for messages
+    (``"?"`` when the config came as a dict)."""
+
+    keys: dict[str, int] = field(default_factory=dict)
+    entries: list[int] = field(default_factory=list)
+
+    def key(self, name: Any) -> str:
+        return str(self.keys.get(str(name), "?"))
+
+    def entry(self, i: int) -> str:
+        return str(self.entries[i]) if i < len(self.entries) else "?"
+
+
+def _lines(text: str) -> Lines:
+    """Where each top-level key and backbone entry of ``text`` starts."""
     node = yaml.compose(text)
-    for key, value in node.value if node is not None else []:
+    lines = Lines()
+    for key, value in node.value if isinstance(node, yaml.MappingNode) else []:
+        lines.keys[str(key.value)] = key.start_mark.line + 1
         if key.value == "backbone" and isinstance(value, yaml.SequenceNode):
-            return [item.start_mark.line + 1 for item in value.value]
-    return []
+            lines.entries[:] = [item.start_mark.line + 1 for item in value.value]
+    return lines
 
 
-def load_config(path_or_text: str | Path | dict) -> tuple[dict, list[int], str]:
+def load_config(path_or_text: str | Path | dict) -> tuple[dict, Lines, str]:
     """Read a config from a file, a YAML string or a dict: ``(config, lines, origin)``."""
     if isinstance(path_or_text, dict):
-        return path_or_text, [], "<dict>"
+        return path_or_text, Lines(), "<dict>"
     p = Path(path_or_text)
     looks_like_text = isinstance(path_or_text, str) and "\n" in path_or_text
     if not looks_like_text and (p.suffix in (".yaml", ".yml") or p.is_file()):
@@ -94,59 +123,76 @@ def dump_config(cfg: dict) -> str:
     return text + "backbone:\n" + "".join(f"  - {row}\n" for row in rows)
 
 
+@dataclass(frozen=True)
+class _Entry:
+    """One checked backbone entry: where it is, its module, its instances after
+    ``depth_multiple`` and its named arguments after ``width_multiple``."""
+
+    where: str
+    name: str
+    n: int
+    values: dict[str, Any]
+
+
+def _check_top(cfg: dict, lines: Lines, origin: str) -> tuple[int, float, float]:
+    """``(input_channel, width_multiple, depth_multiple)`` once every top-level key is known
+    and holds what it must. Why here: a zero width or channel count used to build and fail
+    only at the first forward pass, far from the line at fault."""
+    for key, value in cfg.items():
+        at = f"{origin}:{lines.key(key)}"
+        if key not in TOP_KEYS:
+            raise YamlConfigError(f"{at}: unknown top-level key {key!r}"
+                                  f"{did_you_mean(key, TOP_KEYS)}; expected {sorted(TOP_KEYS)}")
+        if not TOP_KEYS[key].check(value):
+            raise YamlConfigError(f"{at}: {key} must be {TOP_KEYS[key].wants}, got {value!r}")
+    if "backbone" not in cfg:
+        raise YamlConfigError(f"{origin}: 'backbone' is missing: {TOP_KEYS['backbone'].wants}")
+    return (cfg.get("input_channel", 3), float(cfg.get("width_multiple", 1.0)),
+            float(cfg.get("depth_multiple", 1.0)))
+
+
+def _entry(entry: Any, where: str, width: float, depth: float) -> _Entry:
+    """Check one ``[repeat, Module, args]`` against the module table and scale it."""
+    if not (isinstance(entry, (list, tuple)) and len(entry) == 3):
+        raise YamlConfigError(f"{where}: expected [repeat, Module, args], got {entry!r}")
+    repeat, name, args = entry
+    try:
+        values = parse_args(name, args)
+    except ArgError as exc:
+        raise YamlConfigError(exc.at(where)) from None
+    if not is_int(repeat) or repeat < 1:
+        raise YamlConfigError(f"{where} {name}: repeat must be a positive integer, "
+                              f"got {repeat!r}")
+    n = max(1, round(repeat * depth)) if repeat > 1 else 1
+    return _Entry(where, name, n, scale_channels(name, values, width))
+
+
+def _instance(entry: _Entry, cin: int, r: int) -> tuple[nn.Module, int]:
+    """Build repeat ``r`` of an entry; a failure names the entry, the repeat and ``cin``."""
+    try:
+        return build_block(entry.name, cin, entry.values, first=r == 0)
+    except (ValueError, TypeError, RuntimeError, AssertionError) as exc:
+        raise YamlConfigError(f"{entry.where} {entry.name} (repeat {r + 1}/{entry.n}, "
+                              f"in channels {cin}): {exc}") from None
+
+
 def build_yaml_model(config: str | Path | dict, num_classes: int | None = None) -> YamlNet:
-    """Build a :class:`YamlNet`; ``num_classes`` replaces the last Linear's output size."""
+    """Build a :class:`YamlNet`; ``num_classes`` replaces the last Linear's output size.
+
+    Every entry is checked before any is built, so a bad argument is reported as such even
+    when an earlier entry would also fail to build."""
     cfg, lines, origin = load_config(config)
-    unknown = set(cfg) - TOP_KEYS
-    if unknown:
-        raise YamlConfigError(f"{origin}: unknown top-level key(s) {sorted(unknown)}; "
-                              f"expected {sorted(TOP_KEYS)}")
-    if not isinstance(cfg.get("backbone"), list) or not cfg["backbone"]:
-        raise YamlConfigError(f"{origin}: 'backbone' must be a non-empty list of "
-                              "[repeat, Module, args]")
-    width = float(cfg.get("width_multiple", 1.0))
-    depth = float(cfg.get("depth_multiple", 1.0))
-    cin = int(cfg.get("input_channel", 3))
-    entries = cfg["backbone"]
-    last_linear = max((i for i, e in enumerate(entries)
-                       if isinstance(e, list) and len(e) == 3 and e[1] == "Linear"), default=None)
+    cin, width, depth = _check_top(cfg, lines, origin)
+    entries = [_entry(e, f"{origin}:{lines.entry(i)}: backbone[{i}]", width, depth)
+               for i, e in enumerate(cfg["backbone"])]
+    linears = [e for e in entries if e.name == "Linear"]
+    if linears and num_classes is not None:
+        linears[-1].values["c"] = num_classes
     layers: list[nn.Module] = []
     entry_of: list[int] = []
     for i, entry in enumerate(entries):
-        where = f"{origin}:{lines[i] if i < len(lines) else '?'}: backbone[{i}]"
-        if not (isinstance(entry, list) and len(entry) == 3):
-            raise YamlConfigError(f"{where}: expected [repeat, Module, args], got {entry!r}")
-        repeat, name, args = entry
-        if name not in SIGNATURES:
-            close = [k for k in SIGNATURES if k.lower() == str(name).lower()]
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise YamlConfigError(f"{where}: unknown module {name!r}{hint}; known: "
-                                  f"{sorted(SIGNATURES)}")
-        if not isinstance(repeat, int) or repeat < 1:
-            raise YamlConfigError(f"{where} {name}: repeat must be a positive integer, "
-                                  f"got {repeat!r}")
-        names, required, channel_idx = SIGNATURES[name]
-        args = list(args or [])
-        if len(args) < required or len(args) > len(names):
-            raise YamlConfigError(f"{where} {name}: expected {required}..{len(names)} "
-                                  f"arguments {list(names)}, got {args}")
-        for j, v in enumerate(args):
-            if names[j] in ("c", "k", "s", "t", "squeeze", "expand1x1", "expand3x3", "g") and \
-                    v is not None and (not isinstance(v, (int, float)) or v <= 0):
-                raise YamlConfigError(f"{where} {name}: argument '{names[j]}' must be a "
-                                      f"positive number, got {v!r}")
-        for j in channel_idx:
-            args[j] = _make_divisible(args[j] * width, 8)
-        if name == "Linear" and i == last_linear and num_classes is not None:
-            args[0] = num_classes
-        n = max(1, round(repeat * depth)) if repeat > 1 else 1
-        for r in range(n):
-            try:
-                module, cout = build_block(name, cin, args, None if r == 0 else 1)
-            except (ValueError, TypeError, RuntimeError, AssertionError) as exc:
-                raise YamlConfigError(f"{where} {name} (repeat {r + 1}/{n}, in channels {cin}):"
-                                      f" {exc}") from None
+        for r in range(entry.n):
+            module, cin = _instance(entry, cin, r)
             layers.append(module)
             entry_of.append(i)
-            cin = cout
     return YamlNet(layers, cfg, entry_of)
