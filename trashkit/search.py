@@ -78,16 +78,21 @@ def slot_channels(i: int, cfg: SearchConfig) -> tuple[int, int]:
     return first, max(first, 8 * round(base * 1.5 / 8))
 
 
-def sample_config(trial: optuna.Trial, cfg: SearchConfig) -> tuple[dict, dict]:
+def sample_config(trial: optuna.Trial, cfg: SearchConfig,
+                  n_classes: int = 6) -> tuple[dict, dict]:
     """``(backbone YAML dict, training params)`` for one trial; raises TrialPruned if invalid.
 
-    Every slot suggests every parameter (a static space that any sampler handles); the
-    parameters a module does not use are simply ignored. Fire and Bottleneck have no strided
-    form: a slot that gives them stride 2 gets a 3x3 max-pool in front (SqueezeNet's way).
+    Every slot suggests every parameter (a static space that any sampler handles) under the
+    argument names of the YAML module table; each module takes the names it has and ignores
+    the rest, and the table writes them in YAML order. A module without a stride argument
+    (Fire, Bottleneck) gets a 3x3 max-pool in front when its slot asks for stride 2
+    (SqueezeNet's way). ``n_classes`` sizes the Linear head.
     """
+    from .models.blocks import module_spec, yaml_args
+
     act = trial.suggest_categorical("stem_act", ["ReLU", "Hardswish"])
     stem = trial.suggest_categorical("stem_c", [8, 16, 24])
-    backbone: list = [[1, "Conv", [stem, 3, 2, None, 1, act]]]
+    backbone: list = [[1, "Conv", yaml_args("Conv", c=stem, k=3, s=2, act=act)]]
     stride2 = 1
     for i in range(cfg.slots):
         kind = trial.suggest_categorical(f"s{i}_module", MODULES)
@@ -103,16 +108,18 @@ def sample_config(trial: optuna.Trial, cfg: SearchConfig) -> tuple[dict, dict]:
         stride2 += s == 2
         if stride2 > cfg.max_stride2:
             raise optuna.TrialPruned(f"more than {cfg.max_stride2} stride-2 stages")
-        if kind in ("Fire", "Bottleneck") and s == 2:
-            backbone.append([1, "MaxPool", [3, 2, 1]])
-        args = {"Conv": [c, k, s, None, 1, a], "DWConv": [c, k, s, a],
-                "InvertedResidualv2": [c, t, s], "MBConv": [t, c, s, k],
-                "InvertedResidualv3": [k, t, c, se, int(a == "Hardswish"), s],
-                "Fire": [max(8, c // 4), c // 2, c // 2], "Bottleneck": [c]}[kind]
-        backbone.append([rep, kind, args])
+        spec = module_spec(kind)
+        if spec.stride is None and s == 2:
+            backbone.append([1, "MaxPool", yaml_args("MaxPool", k=3, s=2, p=1)])
+        named = {"c": c, "k": k, "s": s, "act": a, "t": t, "use_se": se,
+                 "use_hs": int(a == "Hardswish"), "squeeze": max(8, c // 4),
+                 "expand1x1": c // 2, "expand3x3": c // 2}
+        backbone.append([rep, kind, yaml_args(kind, **{n: named[n] for n in spec.names
+                                                       if n in named})])
     head = trial.suggest_int("head_c", 64, 512, step=64)
-    backbone += [[1, "Conv", [head, 1, 1, None, 1, act]], [1, "GlobalAvgPool", []],
-                 [1, "Flatten", []], [1, "Linear", [6]]]
+    backbone += [[1, "Conv", yaml_args("Conv", c=head, k=1, s=1, act=act)],
+                 [1, "GlobalAvgPool", []], [1, "Flatten", []],
+                 [1, "Linear", yaml_args("Linear", c=n_classes)]]
     model = {"input_channel": 3,
              "width_multiple": trial.suggest_float("width_multiple", 0.5, 1.25, step=0.25),
              "depth_multiple": trial.suggest_float("depth_multiple", 0.5, 1.0, step=0.5),
