@@ -131,7 +131,8 @@ def _check_invariants(t: pd.DataFrame, thr: float):
     c = step_counts(t)
     totals = c["total"].tolist()
     dropped = t.status.value_counts()
-    steps = ["bad_box", "missing_image", "unknown_category", "unmapped", "overlap", "aspect"]
+    steps = ["bad_box", "missing_image", "unsafe_path", "unknown_category", "unmapped",
+             "overlap", "aspect"]
     for k, step in enumerate(steps):
         assert totals[k] - totals[k + 1] == dropped.get(step, 0), step
     assert totals[-2] + totals[-1] == totals[len(steps)] == (t.status == "kept").sum()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from trashkit.data import BadImage, open_rgb, scan_image_folder, build_cache
+from trashkit.data import BadImage, build_cache, load_source, open_rgb, scan_image_folder
 
 
 def _save(img: Image.Image, path, **kw):
@@ -96,3 +97,55 @@ def test_corrupt_file_is_skipped_by_cache_and_rest_kept(tmp_path):
         cache = build_cache(scan.samples, 16, tmp_path / "cache", progress=False)
     assert len(cache) == 3
     assert [p.endswith("broken.jpg") for p, _ in cache.skipped] == [True]
+
+
+def _competition(root, layout: dict[str, int]):
+    """Folders ``root/<split>/<Class>`` with the given number of small images each."""
+    for folder, n in layout.items():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(root / folder / f"{i}.jpg")
+    return root
+
+
+@pytest.mark.parametrize("glass_in_train", [None, 0])
+def test_val_class_missing_from_train_is_refused(tmp_path, glass_in_train):
+    layout = {"train/Metal": 3, "val/Metal": 1, "val/Glass": 2}
+    if glass_in_train is not None:  # an empty train folder counts as lacking
+        layout["train/Glass"] = glass_in_train
+    root = _competition(tmp_path, layout)
+    with pytest.raises(ValueError, match=r"\['Glass'\].*only in val/.*never see"):
+        load_source(root)
+    with pytest.raises(ValueError, match="Glass"):
+        load_source(root, classes=["Glass", "Metal"])
+
+
+def test_train_only_class_is_fine(tmp_path):
+    root = _competition(tmp_path, {"train/Metal": 2, "train/Paper": 2, "val/Metal": 1})
+    scan = load_source(root)
+    assert scan.layout == "competition" and scan.counts() == {"Metal": 3, "Paper": 2}
+
+
+def test_open_rgb_says_missing_not_corrupt(tmp_path):
+    with pytest.raises(BadImage) as err:
+        open_rgb(tmp_path / "gone.jpg")
+    assert "missing file" in err.value.reason and "corrupt" not in err.value.reason
+    os.symlink(tmp_path / "nowhere.jpg", tmp_path / "link.jpg")
+    with pytest.raises(BadImage, match="dangling symbolic link"):
+        open_rgb(tmp_path / "link.jpg")
+
+
+def test_dangling_link_and_deleted_file_are_skipped_by_cache(tmp_path):
+    root = _competition(tmp_path / "data", {"A": 3, "B": 2})
+    os.symlink(tmp_path / "nowhere.jpg", root / "A" / "link.jpg")
+    scan = scan_image_folder(root)
+    (root / "B" / "0.jpg").unlink()  # deleted between the scan and the cache build
+    for attempt in ("build", "from disk"):
+        with pytest.warns(UserWarning, match="missing file"):
+            cache = build_cache(scan.samples, 16, tmp_path / "cache", progress=False)
+        assert cache.from_disk == (attempt == "from disk")
+        assert len(cache) == 4 and sorted(cache.labels.tolist()) == [0, 0, 0, 1]
+        why = {os.path.basename(p): r for p, r in cache.skipped}
+        assert set(why) == {"link.jpg", "0.jpg"}
+        assert "dangling symbolic link" in why["link.jpg"]
+        assert why["0.jpg"].startswith("missing file")

@@ -3,12 +3,13 @@
 It imports nothing else of trashkit, so every later chapter can build on it.
 """
 
-from .images import BadImage, open_rgb, IMAGE_EXTENSIONS
+from .images import BadImage, open_rgb, missing_reason, IMAGE_EXTENSIONS
 from .folders import (ImageFolderScan, Sample, scan_image_folder, scan_unlabelled,
-                      load_source, detect_layout)
+                      load_source, detect_layout, TEST_DIR)
 from .mapping import load_mapping, resolve_mapping, available_mappings
 from .coco import (CocoDataset, load_coco, iou_matrix, overlap_drops, build_crop_table,
-                   step_counts, export_crops, CropExport)
+                   step_counts, export_crops, CropExport, crop_step, map_step, overlap_step,
+                   aspect_step, split_step, class_counts, safe_image_path, DROP_STEPS)
 from .synthetic import make_synthetic_coco, default_dataset, SYNTHETIC_CLASSES
 from .cache import ImageCache, build_cache, decode_resized
 from .sources import Source, resolve_source

@@ -4,7 +4,8 @@ Decoding a 384x512 JPEG costs far more than any augmentation of a 156x156 image,
 training loader reads from one ``N x 3 x S x S`` uint8 array (memory-mapped ``.npy``). The
 cache key covers every file's path, size and modification time plus the image size, so a
 changed, added or removed file, or a new resolution, builds a new cache instead of serving
-stale pixels. Corrupt files are skipped and reported by name; the rest of the data is kept.
+stale pixels. Corrupt and missing files (a dangling link, a file deleted after the scan) are
+skipped and reported by name with the reason; the rest of the data is kept.
 """
 
 from __future__ import annotations
@@ -14,17 +15,17 @@ import json
 import os
 import time
 import warnings
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
 from .folders import Sample
-from .images import BadImage, open_rgb
+from .images import BadImage, missing_reason, open_rgb
 
 CACHE_VERSION = 1
 
@@ -43,15 +44,24 @@ class ImageCache:
     from_disk: bool = False
 
     def __len__(self) -> int:
+        """Number of cached images (skipped files are not counted)."""
         return len(self.labels)
 
 
 def cache_key(samples: Sequence[Sample], size: int) -> str:
-    """Fingerprint of the file list (path, bytes, mtime) and the output size."""
+    """Fingerprint of the file list (path, bytes, mtime) and the output size.
+
+    A file that vanished since the scan enters the key as missing instead of raising, so a
+    dangling link or a deleted file never stops training here (the build reports it).
+    """
     h = hashlib.sha1(f"v{CACHE_VERSION}|{size}".encode())
     for s in samples:
-        st = os.stat(s.path)
-        h.update(f"|{Path(s.path).resolve()}|{st.st_size}|{st.st_mtime_ns}|{s.label}".encode())
+        try:
+            st = os.stat(s.path)
+            stamp = f"{st.st_size}|{st.st_mtime_ns}"
+        except FileNotFoundError:
+            stamp = "missing"
+        h.update(f"|{Path(s.path).resolve()}|{stamp}|{s.label}".encode())
     return h.hexdigest()[:16]
 
 
@@ -63,30 +73,30 @@ def decode_resized(path: Path, size: int) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(img, dtype=np.uint8).transpose(2, 0, 1))
 
 
-def build_cache(samples: Sequence[Sample], size: int, cache_dir: Path | str,
-                workers: int = 2, progress: bool = True) -> ImageCache:
-    """Load the cache for ``(samples, size)`` from ``cache_dir`` or build it.
+def _split_missing(samples: Sequence[Sample]) -> tuple[list[Sample], list[tuple[str, str]]]:
+    """Samples whose file exists now, and ``(path, reason)`` for those that do not.
 
-    Images are resized to ``size x size`` (crops vary in aspect; like the competition's
-    baselines we stretch rather than pad). Building decodes in ``workers`` threads (PIL
-    releases the GIL while decoding) and writes atomically, so an interrupted build leaves
-    no half cache behind.
+    Why before the key: a dangling symbolic link or a file deleted after the folder scan is
+    one lost image, not a reason to stop training.
     """
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    key = cache_key(samples, size)
-    npy, meta = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
-    if npy.is_file() and meta.is_file():
-        info = json.loads(meta.read_text())
-        return ImageCache(np.load(npy, mmap_mode="r"), np.array(info["labels"], dtype=np.int64),
-                          info["paths"], size, key, [tuple(s) for s in info["skipped"]],
-                          info["build_seconds"], from_disk=True)
-    t0 = time.perf_counter()
+    present, missing = [], []
+    for s in samples:
+        if Path(s.path).exists():  # follows links: a dangling one does not exist
+            present.append(s)
+        else:
+            missing.append((str(s.path), missing_reason(s.path)))
+    return present, missing
+
+
+def _decode_all(samples: Sequence[Sample], size: int, workers: int,
+                progress: bool) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+    """Decode every sample (PIL releases the GIL, so threads help): images, ok mask, skips."""
     out = np.empty((len(samples), 3, size, size), dtype=np.uint8)
     ok = np.zeros(len(samples), dtype=bool)
     skipped: list[tuple[str, str]] = []
 
     def work(i: int) -> tuple[int, str | None]:
+        """Decode sample ``i`` into its slot; a bad file gives its reason instead."""
         try:
             out[i] = decode_resized(samples[i].path, size)
             return i, None
@@ -100,17 +110,50 @@ def build_cache(samples: Sequence[Sample], size: int, cache_dir: Path | str,
                 ok[i] = True
             else:
                 skipped.append((str(samples[i].path), err))
-                warnings.warn(f"skipped {samples[i].path}: {err}", stacklevel=2)
-    images = out[ok]
+    return out, ok, skipped
+
+
+def _warn_skipped(skipped: list[tuple[str, str]]) -> None:
+    """One warning per skipped file, so a notebook shows what was left out and why."""
+    for path, why in skipped:
+        warnings.warn(f"skipped {path}: {why}", stacklevel=3)
+
+
+def build_cache(samples: Sequence[Sample], size: int, cache_dir: Path | str,
+                workers: int = 2, progress: bool = True) -> ImageCache:
+    """Load the cache for ``(samples, size)`` from ``cache_dir`` or build it.
+
+    Images are resized to ``size x size`` (crops vary in aspect; like the competition's
+    baselines we stretch rather than pad). Building decodes in ``workers`` threads and writes
+    atomically, so an interrupted build leaves no half cache behind. Missing files (dangling
+    links, files deleted since the scan) and undecodable ones are skipped and listed in
+    ``skipped`` with the reason; the rest is kept.
+    """
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    samples, missing = _split_missing(samples)
+    _warn_skipped(missing)
+    key = cache_key(samples, size)
+    npy, meta = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
+    if npy.is_file() and meta.is_file():
+        info = json.loads(meta.read_text())
+        return ImageCache(np.load(npy, mmap_mode="r"), np.array(info["labels"], dtype=np.int64),
+                          info["paths"], size, key,
+                          missing + [tuple(s) for s in info["skipped"]],
+                          info["build_seconds"], from_disk=True)
+    t0 = time.perf_counter()
+    out, ok, skipped = _decode_all(samples, size, workers, progress)
+    _warn_skipped(skipped)
     kept = [s for s, good in zip(samples, ok) if good]
     labels = np.array([s.label for s in kept], dtype=np.int64)
     paths = [str(s.path) for s in kept]
     seconds = time.perf_counter() - t0
     tmp = cache_dir / f".{key}.{os.getpid()}.tmp.npy"
-    np.save(tmp, images)
+    np.save(tmp, out[ok])
     meta.with_suffix(".json.tmp").write_text(json.dumps(
         {"labels": labels.tolist(), "paths": paths, "skipped": skipped, "size": size,
          "build_seconds": seconds}))
     os.replace(meta.with_suffix(".json.tmp"), meta)
     os.replace(tmp, npy)
-    return ImageCache(np.load(npy, mmap_mode="r"), labels, paths, size, key, skipped, seconds)
+    return ImageCache(np.load(npy, mmap_mode="r"), labels, paths, size, key, missing + skipped,
+                      seconds)

@@ -20,6 +20,7 @@ from pathlib import Path
 from .images import IMAGE_EXTENSIONS
 
 COMPETITION_SPLITS = ("train", "val")
+#: the competition's unlabelled test folder, relative to the data root (the one spelling of it)
 TEST_DIR = Path("test") / "NoLabel"
 
 
@@ -45,6 +46,7 @@ class ImageFolderScan:
 
     @property
     def labels(self) -> list[int]:
+        """Class index per sample, in sample order (what a split or a metric needs)."""
         return [s.label for s in self.samples]
 
     def counts(self) -> dict[str, int]:
@@ -55,6 +57,7 @@ class ImageFolderScan:
         return out
 
     def report(self) -> str:
+        """Human-readable scan result, listing every skipped file so nothing vanishes unseen."""
         lines = [f"{self.root} [{self.layout}]: {len(self.samples)} images in "
                  f"{len(self.classes)} classes"]
         if self.empty_classes:
@@ -65,6 +68,7 @@ class ImageFolderScan:
 
 
 def _is_image(path: Path) -> bool:
+    """Judged by extension only (decoding is the cache's job); hidden files are OS clutter."""
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
@@ -93,6 +97,25 @@ def detect_layout(root: Path | str) -> str:
     return "imagefolder"
 
 
+def _check_train_covers(root: Path, splits: tuple[str, ...],
+                        per_class: dict[str, list[tuple[Path, str]]]) -> None:
+    """Refuse a class that has images in another split (val/) but none in train/.
+
+    Why: train and val are used together, so such a class is one the model is asked about but
+    never trained on, and it would score 0 without a word. A missing or empty train folder
+    for the class counts as lacking.
+    """
+    if "train" not in splits or len(splits) < 2:
+        return
+    lacking = {c: sorted({s for _, s in items}) for c, items in per_class.items()
+               if items and all(s != "train" for _, s in items)}
+    if lacking:
+        where = "; ".join(f"{c!r} only in {'/, '.join(s)}/" for c, s in sorted(lacking.items()))
+        raise ValueError(f"{root}: class(es) {sorted(lacking)} have no images in train/ "
+                         f"({where}): a model trained here would never see them. Add training "
+                         f"images under {root / 'train'}/<Class>/ or remove those folders")
+
+
 def scan_image_folder(root: Path | str, classes: list[str] | None = None,
                       splits: tuple[str, ...] = ("",)) -> ImageFolderScan:
     """Scan ``root/<split>/<Class>/*`` for every split in ``splits`` ('' = ``root`` itself).
@@ -101,7 +124,8 @@ def scan_image_folder(root: Path | str, classes: list[str] | None = None,
     is the sorted union of class folders. An empty class folder is reported, not fatal: with a
     fixed class list it stays (a class the model must still know), otherwise it is left out.
     A folder that is not in a fixed ``classes`` list is an error naming it, because silently
-    dropping a whole class is exactly the kind of loss we promise never to cause.
+    dropping a whole class is exactly the kind of loss we promise never to cause. Likewise a
+    class with images in val/ but none in train/ is an error naming it.
     """
     root = Path(root)
     if not root.is_dir():
@@ -117,6 +141,7 @@ def scan_image_folder(root: Path | str, classes: list[str] | None = None,
     found = sorted(per_class)
     if not found:
         raise ValueError(f"{root}: no class folders found (expected {root}/<Class>/*.jpg)")
+    _check_train_covers(root, splits, per_class)
     if classes is None:
         empty = [c for c in found if not per_class[c]]
         class_list = [c for c in found if per_class[c]]

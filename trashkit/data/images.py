@@ -7,6 +7,7 @@ an EXIF orientation tag. One function handles all of them so that every loader a
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -17,10 +18,20 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".
 class BadImage(ValueError):
     """An image file that cannot be decoded; the message names the file and the reason."""
 
-    def __init__(self, path: Path | str, reason: str):
+    def __init__(self, path: Path | str, reason: str) -> None:
+        """Keep path and reason apart: reports list the reason per file without re-parsing."""
         self.path = Path(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+def missing_reason(path: Path | str) -> str:
+    """Why a path has no file behind it, worded for a report: a dangling link says where it
+    pointed, because "missing" alone sends the user looking in the wrong folder."""
+    path = Path(path)
+    if path.is_symlink():
+        return f"missing file (dangling symbolic link to {os.readlink(path)})"
+    return "missing file (no such file: deleted or moved since it was listed?)"
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -44,7 +55,8 @@ def open_rgb(path: Path | str, draft_size: tuple[int, int] | None = None) -> Ima
     ``draft_size`` lets libjpeg decode at a reduced scale (1/2, 1/4, 1/8) when we only need a
     small picture anyway, which is several times faster for big photos. EXIF orientation is
     applied so a sideways phone photo is seen the way its owner saw it.
-    Raises :class:`BadImage` (never a bare PIL error) for anything undecodable.
+    Raises :class:`BadImage` (never a bare PIL error) for anything undecodable, and for a
+    missing file (or dangling link) with a reason that says so rather than "corrupt".
     """
     path = Path(path)
     try:
@@ -57,6 +69,12 @@ def open_rgb(path: Path | str, draft_size: tuple[int, int] | None = None) -> Ima
             img.load()  # forces a full decode: truncated files fail here, not later
             img = ImageOps.exif_transpose(img)
             return _to_rgb(img)
+    except FileNotFoundError:
+        raise BadImage(path, missing_reason(path)) from None
+    except IsADirectoryError:
+        raise BadImage(path, "not a file (a folder)") from None
+    except PermissionError:
+        raise BadImage(path, "unreadable (permission denied)") from None
     except UnidentifiedImageError:
         raise BadImage(path, "not an image file (PIL cannot identify it)") from None
     except (OSError, SyntaxError, ValueError) as exc:  # truncated / corrupt data
