@@ -48,3 +48,22 @@ def isolated_home(tiny_home, monkeypatch):
     """Point TRASHKIT_HOME (caches, outputs, default data) at the tiny home."""
     monkeypatch.setenv("TRASHKIT_HOME", str(tiny_home))
     return tiny_home
+
+
+#: the smallest training run that still exercises the whole recipe (shared by the tests)
+TINY_TRAIN = dict(model="tiny", image_size=48, epochs=3, batch_size=32, workers=2, seed=7)
+
+
+def tiny_config(crops: Path, **overrides) -> dict:
+    return {**TINY_TRAIN, "data": str(crops), **overrides}
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, tiny_home, tiny_crops):
+    """One tiny training run per test module: ``(run folder, metrics)``."""
+    from trashkit.train import train
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TRASHKIT_HOME", str(tiny_home))
+        out = tmp_path_factory.mktemp("trained") / "run"
+        metrics = train(tiny_config(tiny_crops), out, progress=False)
+    return out, metrics

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import nbformat
@@ -35,14 +34,12 @@ def test_committed_without_outputs_and_with_parameters(path):
 def execute(name: str, out_dir: Path, home: Path, **params) -> nbformat.NotebookNode:
     """Run a chapter with papermill in a clean TRASHKIT_HOME; return the executed notebook."""
     import papermill as pm
-    os.environ["TRASHKIT_HOME"] = str(home)
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TRASHKIT_HOME", str(home))
         out = out_dir / name
         pm.execute_notebook(str(REPO / "notebooks" / name), str(out), parameters=params,
                             kernel_name="python3", cwd=str(REPO / "notebooks"),
                             progress_bar=False)
-    finally:
-        os.environ.pop("TRASHKIT_HOME", None)
     return nbformat.read(out, as_version=4)
 
 
@@ -106,13 +103,20 @@ def test_guidelines_chapter_quick(tmp_path, tiny_home):
     assert set(verdicts.verdict) <= {"holds", "partly", "does not hold"}
 
 
+#: what DataLoader workers forked again inside a Jupyter kernel used to print (issue 10.14)
+WORKER_NOISE = ("can only test a child process", "is killed by signal", "Traceback")
+
+
 @pytest.mark.slow
-def test_train_and_score_chapters(tmp_path, tiny_home):
+def test_train_and_score_chapters(tmp_path, tiny_home, capfd):
     nb = execute("04_train.ipynb", tmp_path, tiny_home, output_dir=str(tmp_path / "train"),
-                 epochs=2, model="tiny", image_size=64, interactive=False)
+                 epochs=3, model="tiny", image_size=64)
     assert "val_macro_f1" in _text(nb)
+    seen = _text(nb, rich=True) + "".join(capfd.readouterr())  # the notebook and stderr
+    for noise in WORKER_NOISE:
+        assert noise not in seen, f"training in a kernel printed {noise!r}"
     metrics = json.loads((tmp_path / "train" / "metrics.json").read_text())
-    assert metrics["epochs"] == 2 and metrics["input_size"] == 64 and metrics["macs"] > 0
+    assert metrics["epochs"] == 3 and metrics["input_size"] == 64 and metrics["macs"] > 0
     execute("05_score.ipynb", tmp_path, tiny_home, checkpoint=str(tmp_path / "train" / "best.pt"),
             output_dir=str(tmp_path / "score"), latency_runs=3, interactive=False)
     scores = json.loads((tmp_path / "score" / "scores.json").read_text())
@@ -161,3 +165,14 @@ def test_eda_on_trashnet_image_folder(tmp_path, tiny_home):
     text = _text(nb)
     assert "imagefolder" in text and "2527 images in 6 classes" in text
     assert (tmp_path / "run" / "samples.png").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, wrong, right", [("04_train.ipynb", "epoch", "epochs"),
+                                                ("02_flops_macs.ipynb", "quik", "quick")])
+def test_a_misspelled_parameter_stops_the_chapter(tmp_path, tiny_home, name, wrong, right):
+    import papermill as pm
+    with pytest.raises(pm.PapermillExecutionError,
+                       match=rf"unknown parameter '{wrong}' — did you mean '{right}'\?"):
+        execute(name, tmp_path, tiny_home, output_dir=str(tmp_path / "run"), **{wrong: 1})
+    assert not (tmp_path / "run").exists()  # stopped before doing anything

@@ -1,10 +1,18 @@
-"""One output folder per run, never overwriting an earlier one (a leaf module)."""
+"""One output folder per run, written atomically, never overwritten (a leaf module).
+
+Two promises every chapter relies on: a run never overwrites what an earlier run wrote, and a
+file a run writes is either complete or absent (an interrupted write leaves the previous
+version, never half a CSV that breaks the next resume).
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 from .paths import outputs_dir
 
@@ -35,14 +43,46 @@ def new_run_dir(name: str = "", base: Path | str | None = None) -> Path:
     raise RuntimeError(f"could not create a fresh run folder under {base}")
 
 
+def is_empty_dir(path: Path) -> bool:
+    """True for a folder that does not exist yet or holds nothing."""
+    return not path.exists() or (path.is_dir() and not any(path.iterdir()))
+
+
 def resolve_output_dir(output_dir: str | Path | None, name: str) -> Path:
     """A notebook's ``output_dir`` parameter: None -> a new run folder; a path -> that folder,
     which must not already hold files (an earlier run's outputs are never overwritten)."""
     if output_dir in (None, ""):
         return new_run_dir(name)
     path = Path(output_dir)
-    if path.exists() and any(path.iterdir()):
+    if not is_empty_dir(path):
         raise FileExistsError(f"output_dir {path} already holds files from an earlier run; "
                               "pick a new folder or leave output_dir empty for a fresh one")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and one ``os.replace``.
+
+    Why: a process killed mid-write must leave either the old file or the new one, never a
+    truncated file that the next step (a resume, a leaderboard) chokes on.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    mode = "wb" if isinstance(data, bytes) else "w"
+    with open(tmp, mode) as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Atomic, indented JSON (``default=str`` so paths and numpy scalars never crash a run)."""
+    return write_atomic(path, json.dumps(obj, indent=2, default=str))
+
+
+def write_csv(path: str | Path, frame, **kwargs) -> Path:
+    """Atomic ``DataFrame.to_csv`` (the frame is rendered in memory first)."""
+    return write_atomic(path, frame.to_csv(**kwargs))

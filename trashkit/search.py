@@ -28,8 +28,10 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from .complexity import count_layers, find_escapes, measure_latency, official_macs
+from .data import load_source, resolve_source
 from .models import build_yaml_model, dump_config
-from .train import TrainConfig, train
+from .runs import write_atomic
+from .train import Callback, TrainConfig, train
 
 MODULES = ("none", "Conv", "DWConv", "InvertedResidualv2", "InvertedResidualv3", "MBConv",
            "Fire", "Bottleneck")
@@ -158,7 +160,7 @@ def sample_space(cfg: SearchConfig, n: int = 100, seed: int = 0) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def _cost(model_cfg: dict, size: int, n_classes: int = 6) -> tuple[int, float]:
+def _cost(model_cfg: dict, size: int, n_classes: int) -> tuple[int, float]:
     """(official MACs, batch-1 CPU latency in ms) of an architecture checked by the guard."""
     model = build_yaml_model(model_cfg, n_classes)
     escapes = find_escapes(model)
@@ -168,21 +170,44 @@ def _cost(model_cfg: dict, size: int, n_classes: int = 6) -> tuple[int, float]:
     return macs, measure_latency(model, (3, size, size), runs=15, warmup=3).median_ms
 
 
-def make_objective(cfg: SearchConfig, out: Path):
-    """The function Optuna calls: sample, check, train, report (F1, cost)."""
+class PruneWeakTrial(Callback):
+    """Optuna's *trial* pruning (not chapter 7's weight pruning): stop a trial whose
+    validation macro-F1 after half its epochs is below ``threshold``; the saved time goes
+    to more promising trials."""
 
-    def objective(trial: optuna.Trial) -> tuple[float, float]:
-        _check_surplus(trial, cfg.n_trials)
+    def __init__(self, epochs: int, threshold: float):
+        self.check_at, self.epochs, self.threshold = max(1, epochs // 2), epochs, threshold
+
+    def on_epoch_end(self, run, record: dict) -> None:
+        f1, epoch = record["val_macro_f1"], record["epoch"]
+        if epoch == self.check_at and epoch < self.epochs and f1 < self.threshold:
+            run.stop = f"F1 {f1:.3f} < {self.threshold} after epoch {epoch}"
+
+
+@dataclass
+class Objective:
+    """What Optuna calls for each trial: sample, price, check the budget, train, report
+    ``(validation macro-F1, cost)``. Invalid and over-budget trials are pruned untrained."""
+
+    cfg: SearchConfig
+    out: Path
+    n_classes: int
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
+        _check_surplus(trial, self.cfg.n_trials)
         try:
-            return run_trial(trial)
+            model_cfg, params, cost = self.price(trial)
+            return self.fit(trial, model_cfg, params), cost
         except optuna.TrialPruned as exc:
             trial.set_user_attr("pruned_why", str(exc))
             raise
 
-    def run_trial(trial: optuna.Trial) -> tuple[float, float]:
+    def price(self, trial: optuna.Trial) -> tuple[dict, dict, float]:
+        """Sample an architecture and its cost; prune it when invalid or over budget."""
+        cfg = self.cfg
         try:
-            model_cfg, params = sample_config(trial, cfg)
-            macs, latency = _cost(model_cfg, params["image_size"])
+            model_cfg, params = sample_config(trial, cfg, self.n_classes)
+            macs, latency = _cost(model_cfg, params["image_size"], self.n_classes)
         except optuna.TrialPruned:
             trial.set_constraint("budget", 1.0)  # rejected: as bad as twice the budget
             raise
@@ -190,33 +215,48 @@ def make_objective(cfg: SearchConfig, out: Path):
             trial.set_constraint("budget", 1.0)
             raise optuna.TrialPruned(f"does not build: {exc}") from None
         cost = float(macs) if cfg.objective == "macs" else latency
-        trial.set_user_attr("macs", macs)
-        trial.set_user_attr("latency", latency)
-        trial.set_user_attr("config_yaml", dump_config(model_cfg))
-        trial.set_user_attr("train_params", params)
+        for key, value in (("macs", macs), ("latency", latency), ("train_params", params),
+                           ("config_yaml", dump_config(model_cfg))):
+            trial.set_user_attr(key, value)
         # Optuna's constraint (> 0 is infeasible): the sampler ranks over-budget trials by how
         # far over they were, learning where the budget lies; the Pareto set skips them
         trial.set_constraint("budget", cost / cfg.budget - 1 if cfg.budget else 0.0)
         if cfg.budget is not None and cost > cfg.budget:
             raise optuna.TrialPruned(f"over budget: {cost:.4g} > {cfg.budget:.4g} "
                                      f"({cfg.objective}), not trained")
-        folder = out / f"trial_{trial.number:04d}"
+        return model_cfg, params, cost
+
+    def fit(self, trial: optuna.Trial, model_cfg: dict, params: dict) -> float:
+        """Train the trial with the chapter-4 recipe (shortened); its validation F1."""
+        cfg = self.cfg
+        folder = self.out / f"trial_{trial.number:04d}"
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "model.yaml").write_text(trial.user_attrs["config_yaml"])
-
-        def on_epoch(epoch: int, f1: float) -> None:
-            if epoch == max(1, cfg.epochs // 2) and epoch < cfg.epochs and f1 < cfg.prune_f1:
-                trial.set_user_attr("val_macro_f1", f1)
-                raise optuna.TrialPruned(f"F1 {f1:.3f} < {cfg.prune_f1} after epoch {epoch}")
-
-        tcfg = TrainConfig(data=cfg.data, model=str(folder / "model.yaml"),
-                           epochs=cfg.epochs, seed=cfg.seed, workers=cfg.workers, **params)
-        metrics = train(tcfg, folder / "run", progress=False, on_epoch=on_epoch)
+        write_atomic(folder / "model.yaml", trial.user_attrs["config_yaml"])
+        tcfg = TrainConfig(data=cfg.data, model=str(folder / "model.yaml"), epochs=cfg.epochs,
+                           seed=cfg.seed, workers=cfg.workers, **params)
+        metrics = train(tcfg, folder / "run", progress=False,
+                        callbacks=[PruneWeakTrial(cfg.epochs, cfg.prune_f1)])
+        if "stopped" in metrics:
+            trial.set_user_attr("val_macro_f1", trial_f1(folder / "run"))
+            raise optuna.TrialPruned(metrics["stopped"])
         for key in ("val_macro_f1", "val_acc", "params", "wall_seconds"):
             trial.set_user_attr(key, metrics[key])
-        return metrics["val_macro_f1"], cost
+        return metrics["val_macro_f1"]
 
-    return objective
+
+def trial_f1(run_dir: Path) -> float:
+    """The last validation macro-F1 a (stopped) trial's run recorded."""
+    return float(pd.read_csv(run_dir / "history.csv").val_macro_f1.iloc[-1])
+
+
+def make_objective(cfg: SearchConfig, out: Path, n_classes: int | None = None) -> Objective:
+    """The objective for ``cfg``; the class count comes from the data (the head's size)."""
+    return Objective(cfg, out, data_classes(cfg.data) if n_classes is None else n_classes)
+
+
+def data_classes(data: str) -> int:
+    """How many classes ``data`` has (a folder scan, no image decoded)."""
+    return len(load_source(resolve_source(data).folder).classes)
 
 
 def _check_surplus(trial: optuna.Trial, n_trials: int) -> None:
@@ -229,9 +269,29 @@ def _check_surplus(trial: optuna.Trial, n_trials: int) -> None:
         raise SurplusTrial(f"trial {trial.number}: the study already has {n_trials} trials")
 
 
+def storage_url(cfg: SearchConfig, out: Path) -> str:
+    """The study's database URL, checked before any connection is tried.
+
+    Accepted: ``sqlite:///path/study.db`` (the default, in the run folder),
+    ``postgresql://user:pw@host:port/db`` (SQLAlchemy's default PostgreSQL driver, psycopg 3:
+    ``pip install -e ".[postgres]"`` installs it), ``postgresql+psycopg2://...``, and any
+    other URL SQLAlchemy and Optuna accept.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+    url = cfg.storage or f"sqlite:///{(out / 'study.db').resolve()}"
+    try:
+        make_url(url)
+    except ArgumentError:
+        raise ValueError(f"SearchConfig.storage {url!r} is not a database URL; examples: "
+                         "sqlite:///outputs/search/study.db, "
+                         "postgresql://user:password@127.0.0.1:5432/trashkit") from None
+    return url
+
+
 def storage_for(cfg: SearchConfig, out: Path) -> optuna.storages.RDBStorage:
     """RDB storage with heartbeats (a killed worker's trial is retried on resume)."""
-    url = cfg.storage or f"sqlite:///{(out / 'study.db').resolve()}"
+    url = storage_url(cfg, out)
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else \
         {"pool_pre_ping": True}
     return optuna.storages.RDBStorage(
@@ -243,8 +303,9 @@ def storage_for(cfg: SearchConfig, out: Path) -> optuna.storages.RDBStorage:
 
 def load_study(cfg: SearchConfig, out: Path, attempts: int = 5) -> optuna.Study:
     """Create or join the study. Workers that start together on a fresh database race to
-    create its tables; the loser gets an integrity error and simply tries again."""
-    from sqlalchemy.exc import SQLAlchemyError
+    create its tables; the loser gets an integrity error and simply tries again. A URL that
+    is not a URL, or names a driver that is not installed, fails at once."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
     kind = {"nsga2": optuna.samplers.NSGAIISampler, "tpe": optuna.samplers.TPESampler}
     if cfg.sampler not in kind:
         raise ValueError(f"SearchConfig.sampler: {cfg.sampler!r} is not one of {sorted(kind)}")
@@ -256,7 +317,7 @@ def load_study(cfg: SearchConfig, out: Path, attempts: int = 5) -> optuna.Study:
                                         directions=["maximize", "minimize"], sampler=sampler,
                                         load_if_exists=True)
             break
-        except SQLAlchemyError:
+        except (IntegrityError, OperationalError):  # the creation race; nothing else retries
             if attempt == attempts - 1:
                 raise
             time.sleep(0.5 + random.random() * (attempt + 1))
@@ -276,6 +337,7 @@ def run_search(cfg: SearchConfig, output_dir: str | Path) -> optuna.Study:
     ``study_name``; each trial trains in ``output_dir/trial_NNNN/``.
     """
     out = Path(output_dir)
+    storage_url(cfg, out)  # a malformed URL fails before anything is created
     out.mkdir(parents=True, exist_ok=True)
     study = load_study(cfg, out)
     optuna.storages.fail_stale_trials(study)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import platform
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import Callable
 
 import pandas as pd
 import torch
@@ -33,8 +34,13 @@ class Latency:
                 f"{self.throughput:.0f} img/s [{self.device}, torch {self.torch}, "
                 f"{self.threads} threads, {self.runs} runs]")
 
-    def as_dict(self) -> dict:
-        return asdict(self)
+
+def percentile(sorted_ms: list[float], q: float) -> float:
+    """The ``q``-quantile (0..1) of sorted timings, nearest rank: one definition for every
+    latency trashkit reports (p90 = the time 9 runs in 10 stay under)."""
+    if not sorted_ms:
+        raise ValueError("percentile of no timings")
+    return sorted_ms[min(len(sorted_ms) - 1, int(round(q * (len(sorted_ms) - 1))))]
 
 
 def device_name(device: torch.device | str) -> str:
@@ -44,53 +50,66 @@ def device_name(device: torch.device | str) -> str:
     return f"cpu {platform.machine()} ({torch.get_num_threads()} threads)"
 
 
-def measure_latency(model: nn.Module, input_size: tuple[int, ...] = (3, 156, 156),
+def measure_latency(model: nn.Module | Callable, input_size: tuple[int, ...] = (3, 156, 156),
                     batch: int = 1, warmup: int = 10, runs: int = 50,
                     threads: int | None = None, device: str | torch.device = "cpu",
                     min_seconds: float = 0.0) -> Latency:
     """Time ``model`` on zeros of ``(batch, *input_size)`` in eval mode without gradients.
 
-    CUDA timings use CUDA events (GPU time, no host jitter) after a synchronise; CPU timings
-    use ``perf_counter``. ``threads`` sets ``torch.set_num_threads`` for the measurement and
-    restores it after. ``min_seconds`` keeps timing past ``runs`` for very fast models.
+    ``model`` is an ``nn.Module`` or any callable on a tensor (an ONNX Runtime session
+    wrapper is timed exactly like PyTorch). CUDA timings use CUDA events (GPU time, no host
+    jitter) after a synchronise; CPU timings use ``perf_counter``. ``threads`` sets
+    ``torch.set_num_threads`` for the measurement and restores it after. ``min_seconds``
+    keeps timing past ``runs`` for very fast models.
     """
     device = torch.device(device)
     old_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     used_threads = torch.get_num_threads()
-    was_training = model.training
-    model.eval().to(device)
+    is_module = isinstance(model, nn.Module)
+    was_training = is_module and model.training
+    if is_module:
+        model.eval().to(device)
     x = torch.zeros((batch, *input_size), device=device)
-    times: list[float] = []
     try:
-        with torch.inference_mode():
-            for _ in range(warmup):
-                model(x)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            start_all = time.perf_counter()
-            while len(times) < runs or time.perf_counter() - start_all < min_seconds:
-                if device.type == "cuda":
-                    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                    s.record()
-                    model(x)
-                    e.record()
-                    torch.cuda.synchronize(device)
-                    times.append(s.elapsed_time(e))
-                else:
-                    t0 = time.perf_counter()
-                    model(x)
-                    times.append((time.perf_counter() - t0) * 1000)
+        times = _time_runs(model, x, warmup, runs, min_seconds)
     finally:
         torch.set_num_threads(old_threads)
-        model.train(was_training)
+        if is_module:
+            model.train(was_training)
     times.sort()
     med = statistics.median(times)
-    p90 = times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))]
-    return Latency(med, p90, statistics.fmean(times), batch, batch * 1000 / med, len(times),
-                   device_name(device) if device.type == "cuda" else
-                   f"cpu {platform.machine()}", used_threads, torch.__version__)
+    return Latency(med, percentile(times, 0.9), statistics.fmean(times), batch,
+                   batch * 1000 / med, len(times),
+                   device_name(device) if device.type == "cuda" else f"cpu {platform.machine()}",
+                   used_threads, torch.__version__)
+
+
+def _time_runs(model: Callable, x: torch.Tensor, warmup: int, runs: int,
+               min_seconds: float) -> list[float]:
+    """Milliseconds of each timed call, after ``warmup`` untimed ones."""
+    cuda = x.device.type == "cuda"
+    times: list[float] = []
+    with torch.inference_mode():
+        for _ in range(warmup):
+            model(x)
+        if cuda:
+            torch.cuda.synchronize(x.device)
+        start_all = time.perf_counter()
+        while len(times) < runs or time.perf_counter() - start_all < min_seconds:
+            if cuda:
+                s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                s.record()
+                model(x)
+                e.record()
+                torch.cuda.synchronize(x.device)
+                times.append(s.elapsed_time(e))
+            else:
+                t0 = time.perf_counter()
+                model(x)
+                times.append((time.perf_counter() - t0) * 1000)
+    return times
 
 
 def interleaved_latency(models: dict[str, tuple], rounds: int = 300,
@@ -120,6 +139,6 @@ def interleaved_latency(models: dict[str, tuple], rounds: int = 300,
     for name, t in times.items():
         t.sort()
         med = statistics.median(t)
-        rows.append({"model": name, "median_ms": med, "p90_ms": t[int(0.9 * (len(t) - 1))],
+        rows.append({"model": name, "median_ms": med, "p90_ms": percentile(t, 0.9),
                      "speedup": base / med, "rounds": rounds})
     return pd.DataFrame(rows)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -40,20 +38,6 @@ class OrtModel:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         out = self.session.run(None, {"input": x.detach().cpu().numpy().astype(np.float32)})
         return torch.from_numpy(out[0])
-
-    def latency(self, image_size: int, runs: int = 100, warmup: int = 10) -> dict:
-        """Batch-1 median / p90 in ms, measured like :func:`measure_latency`."""
-        x = np.zeros((1, 3, image_size, image_size), dtype=np.float32)
-        for _ in range(warmup):
-            self.session.run(None, {"input": x})
-        times = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            self.session.run(None, {"input": x})
-            times.append((time.perf_counter() - t0) * 1000)
-        times.sort()
-        return {"median_ms": statistics.median(times),
-                "p90_ms": times[int(round(0.9 * (len(times) - 1)))]}
 
 
 def quantize_int8(onnx_path: str | Path, calibration: torch.Tensor, out_path: str | Path,

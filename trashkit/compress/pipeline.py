@@ -1,8 +1,13 @@
-"""Each technique of chapter 7 as one call that returns a :class:`Variant` to compare."""
+"""Each technique of chapter 7 as one call that returns a :class:`Candidate` to compare.
+
+Every retrained candidate is an ordinary training run in its own folder, reproducible from
+its ``config.json``: the distilled student names its teacher checkpoint (``teacher``), a
+pruned or decomposed network is saved as a checkpoint first and fine-tuned with
+``init_from`` pointing at it.
+"""
 
 from __future__ import annotations
 
-import copy
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,101 +15,120 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import make_eval_loader, normalize_batch
-from ..scoring import load_checkpoint
-from ..train import TrainConfig, prepare_data, train
+from ..checkpoint import Checkpoint, describe_architecture, load_checkpoint, save_checkpoint
+from ..data import normalize_batch, prepare_split
+from ..train import TrainConfig, train
 from .decompose import decompose_model
 from .onnx_rt import OrtModel, export_onnx, quantize_int8
 from .prune import prune_to_macs
-from .report import Variant
+from .report import Candidate
 
 
-class Context:
-    """The checkpoint under study, its training config and its evaluation images."""
+class Study:
+    """The checkpoint under study, its training config and its evaluation images.
+
+    Evaluation uses the run's *test* images when it held some back (``test_fraction``),
+    otherwise its validation images (which chose ``best.pt``: slightly optimistic, and the
+    table says so in ``eval_split``).
+    """
 
     def __init__(self, checkpoint: str | Path, out: Path, data: str | None = None):
-        self.loaded = load_checkpoint(checkpoint)
-        cfg = dict(self.loaded.config)
+        self.path = Path(checkpoint)
+        self.ckpt = load_checkpoint(checkpoint)
+        self.model = self.ckpt.build_model()
+        cfg = dict(self.ckpt.config)
         if data is not None:
             cfg["data"] = data
         self.cfg = TrainConfig.from_dict(cfg)
         self.out = out
-        self.data = prepare_data(self.cfg, progress=False)
-        self.size = self.cfg.image_size
-        imgs = np.array(self.data.cache.images[np.sort(self.data.val_idx)])
-        self.eval_images = torch.from_numpy(imgs)
-        self.eval_labels = self.data.cache.labels[np.sort(self.data.val_idx)]
+        self.data = prepare_split(self.cfg.data, self.cfg.image_size, self.cfg.val_fraction,
+                                  self.cfg.test_fraction, self.cfg.split_seed, self.cfg.classes,
+                                  progress=False)
+        self.eval_split = "test" if len(self.data.test_idx) else "val"
+        idx = np.sort(self.data.test_idx if len(self.data.test_idx) else self.data.val_idx)
+        self.eval_images = torch.from_numpy(np.array(self.data.cache.images[idx]))
+        self.eval_labels = self.data.cache.labels[idx]
         rng = np.random.default_rng(0)
         pick = rng.choice(self.data.train_idx, min(64, len(self.data.train_idx)), replace=False)
         self.calibration = normalize_batch(torch.from_numpy(
             np.array(self.data.cache.images[np.sort(pick)])))  # training images only
 
     @property
+    def size(self) -> int:
+        return self.cfg.image_size
+
+    @property
     def n_classes(self) -> int:
         return len(self.data.classes)
 
-    def retrain(self, name: str, epochs: int, **kw) -> Path:
-        """Train a variant with the original recipe in ``out/name`` and return best.pt."""
-        cfg_over = {k: kw.pop(k) for k in list(kw)
-                    if k in TrainConfig.__dataclass_fields__ and not isinstance(kw[k], nn.Module)}
-        cfg = replace(self.cfg, epochs=epochs, **cfg_over)
-        train(cfg, self.out / name, progress=False, **kw)
-        return self.out / name / "best.pt"
+    def retrain(self, name: str, epochs: int, **overrides) -> nn.Module:
+        """Train a candidate with the original recipe in ``out/name``; its best network."""
+        cfg = replace(self.cfg, epochs=epochs, **overrides)
+        train(cfg, self.out / name, progress=False)
+        return load_checkpoint(self.out / name / "best.pt").build_model()
+
+    def save_network(self, model: nn.Module, name: str) -> Path:
+        """A modified network (pruned, decomposed) as a checkpoint that rebuilds it."""
+        path = self.out / f"{name}.pt"
+        save_checkpoint(path, Checkpoint(model=model.state_dict(), classes=self.data.classes,
+                                         config=self.cfg.to_dict(), image_size=self.size,
+                                         architecture=describe_architecture(model)))
+        return path
 
 
-def original(ctx: Context) -> Variant:
-    return Variant("original", ctx.loaded.model, "the checkpoint as trained")
+def original(s: Study) -> Candidate:
+    return Candidate("original", s.model, "the checkpoint as trained")
 
 
-def distilled(ctx: Context, student: str, epochs: int, temperature: float = 4.0,
-              alpha: float = 0.7) -> list[Variant]:
+def distilled(s: Study, student: str, epochs: int, temperature: float = 4.0,
+              alpha: float = 0.7) -> list[Candidate]:
     """The student with the original as teacher, and the same student alone (same seed)."""
-    teacher = copy.deepcopy(ctx.loaded.model)
-    alone = load_checkpoint(ctx.retrain("student_alone", epochs, model=student)).model
-    kd = load_checkpoint(ctx.retrain("student_kd", epochs, model=student, teacher=teacher,
-                                     kd_temperature=temperature, kd_alpha=alpha)).model
-    return [Variant(f"student alone ({student})", alone, f"{epochs} epochs, no teacher"),
-            Variant(f"student distilled ({student})", kd,
-                    f"{epochs} epochs, teacher = original, T={temperature}, alpha={alpha}")]
+    alone = s.retrain("student_alone", epochs, model=student)
+    kd = s.retrain("student_kd", epochs, model=student, teacher=str(s.path),
+                   kd_temperature=temperature, kd_alpha=alpha)
+    return [Candidate(f"student alone ({student})", alone, f"{epochs} epochs, no teacher"),
+            Candidate(f"student distilled ({student})", kd,
+                      f"{epochs} epochs, teacher = original, T={temperature}, alpha={alpha}")]
 
 
-def pruned(ctx: Context, target_ratio: float, epochs: int, lr: float = 0.02) -> Variant:
-    model, info = prune_to_macs(ctx.loaded.model, ctx.size, target_ratio)
+def pruned(s: Study, target_ratio: float, epochs: int, lr: float = 0.02) -> Candidate:
+    model, info = prune_to_macs(s.model, s.size, target_ratio)
     note = f"{info['ratio']:.0%} of the original MACs"
     if epochs > 0:
-        model = load_checkpoint(ctx.retrain("pruned_ft", epochs, model=model, lr=lr)).model
+        start = s.save_network(model, "pruned_init")
+        model = s.retrain("pruned_ft", epochs, init_from=str(start), lr=lr)
         note += f", fine-tuned {epochs} epochs"
-    return Variant("pruned", model, note, info)
+    return Candidate("pruned", model, note, info)
 
 
-def decomposed(ctx: Context, rank_ratio: float, epochs: int, lr: float = 0.02) -> Variant:
-    model, names = decompose_model(ctx.loaded.model, rank_ratio)
+def decomposed(s: Study, rank_ratio: float, epochs: int, lr: float = 0.02) -> Candidate:
+    model, names = decompose_model(s.model, rank_ratio)
     note = f"Tucker-2/SVD rank x{rank_ratio} on {len(names)} convs"
     if epochs > 0 and names:
-        model = load_checkpoint(ctx.retrain("decomposed_ft", epochs, model=model, lr=lr)).model
+        start = s.save_network(model, "decomposed_init")
+        model = s.retrain("decomposed_ft", epochs, init_from=str(start), lr=lr)
         note += f", fine-tuned {epochs} epochs"
-    return Variant("decomposed", model, note, {"replaced": names})
+    return Candidate("decomposed", model, note, {"replaced": names})
 
 
-def onnx_variants(ctx: Context, int8: bool = True) -> list[Variant]:
-    path = export_onnx(ctx.loaded.model, ctx.size, ctx.out / "model.onnx")
-    out = [Variant("ONNX Runtime fp32", OrtModel(path), "same weights, ONNX Runtime CPU")]
+def onnx_candidates(s: Study, int8: bool = True) -> list[Candidate]:
+    path = export_onnx(s.model, s.size, s.out / "model.onnx")
+    out = [Candidate("ONNX Runtime fp32", OrtModel(path), "same weights, ONNX Runtime CPU")]
     if int8:
-        q = quantize_int8(path, ctx.calibration, ctx.out / "model.int8.onnx")
-        out.append(Variant("ONNX Runtime int8", OrtModel(q),
-                           f"static QDQ int8, calibrated on {len(ctx.calibration)} training "
-                           "images"))
+        q = quantize_int8(path, s.calibration, s.out / "model.int8.onnx")
+        out.append(Candidate("ONNX Runtime int8", OrtModel(q),
+                             f"static QDQ int8, calibrated on {len(s.calibration)} training "
+                             "images"))
     return out
 
 
-def arcface(ctx: Context, epochs: int) -> Variant:
-    spec = ctx.cfg.model
-    model = load_checkpoint(ctx.retrain("arcface", epochs, model=f"arcface:{spec}",
-                                        loss="arcface")).model
-    return Variant("ArcFace head", model, f"512-d embedding, cosine to class centres, "
-                                          f"{epochs} epochs")
+def arcface(s: Study, epochs: int) -> Candidate:
+    model = s.retrain("arcface", epochs, model=f"arcface:{s.cfg.model}", loss="arcface",
+                      mixup=0.0, cutmix=0.0)
+    return Candidate("ArcFace head", model, f"512-d embedding, cosine to class centres, "
+                                            f"{epochs} epochs")
 
 
 def agreement(a: list[int], b: list[int]) -> float:
-    """Fraction of evaluation images on which two variants predict the same class."""
+    """Fraction of evaluation images on which two candidates predict the same class."""
     return float(np.mean(np.array(a) == np.array(b)))

@@ -1,4 +1,4 @@
-"""One table for every variant: macro-F1, MACs, params, size, latency and both scores."""
+"""One table for every candidate: macro-F1, MACs, params, size, latency and both scores."""
 
 from __future__ import annotations
 
@@ -13,14 +13,13 @@ import torch
 from torch import nn
 
 from ..complexity import measure_latency, official_macs
-from ..data import normalize_batch
-from ..scoring import score_macs, score_time
-from ..train import macro_f1
+from ..metrics import macro_f1, predict
+from ..scoring import COMPETITION_TEST_IMAGES, score_macs, score_time
 from .onnx_rt import OrtModel
 
 
 @dataclass
-class Variant:
+class Candidate:
     """A model to compare: an ``nn.Module`` or an ONNX Runtime session, plus a note."""
 
     name: str
@@ -29,48 +28,49 @@ class Variant:
     extra: dict = field(default_factory=dict)
 
 
-def _size_bytes(v: Variant) -> int:
-    if isinstance(v.model, OrtModel):
-        return v.model.path.stat().st_size
+def _size_bytes(c: Candidate) -> int:
+    if isinstance(c.model, OrtModel):
+        return c.model.path.stat().st_size
     buf = io.BytesIO()
-    torch.save(v.model.state_dict(), buf)
+    torch.save(c.model.state_dict(), buf)
     return buf.getbuffer().nbytes
 
 
-@torch.no_grad()
-def evaluate_variant(v: Variant, images: torch.Tensor, labels: np.ndarray, n_classes: int,
-                     image_size: int, latency_runs: int = 50) -> dict:
-    """Metrics of one variant on uint8 evaluation images (``B x 3 x S x S``).
-
-    Predictions run one image at a time (batch 1, as a robot sees them): their total is the
-    variant's "submit time" over this set. MACs are reported only where the official counter
-    can see the model; for ONNX / int8 graphs the row says so instead of a wrong number.
-    """
-    model = v.model
-    if isinstance(model, nn.Module):
-        model = model.cpu().eval()
-    preds = []
-    t0 = time.perf_counter()
+def _one_by_one(images: torch.Tensor):
+    """Batch-1 batches: a robot sees one piece of trash at a time."""
     for i in range(len(images)):
-        preds.append(int(model(normalize_batch(images[i:i + 1])).argmax(1)))
+        yield images[i:i + 1], None
+
+
+def evaluate_candidate(c: Candidate, images: torch.Tensor, labels: np.ndarray, n_classes: int,
+                       image_size: int, latency_runs: int = 50) -> dict:
+    """Metrics of one candidate on uint8 evaluation images (``B x 3 x S x S``).
+
+    Predictions run one image at a time through the same :func:`trashkit.metrics.predict`
+    as every chapter; their total is the candidate's "submit time" over this set (the time
+    score scales it to the competition's 5,217 test images). MACs are
+    reported only where the official counter can see the model; for ONNX / int8 graphs the
+    row says so instead of a wrong number.
+    """
+    model = c.model.cpu().eval() if isinstance(c.model, nn.Module) else c.model
+    t0 = time.perf_counter()
+    preds = predict(model, _one_by_one(images)).pred
     seconds = time.perf_counter() - t0
-    f1 = macro_f1(labels, np.array(preds), n_classes)
+    f1 = macro_f1(labels, preds, n_classes)
+    lat = measure_latency(model, (3, image_size, image_size), runs=latency_runs)
     if isinstance(model, OrtModel):
-        lat = model.latency(image_size, runs=latency_runs)
         macs, params = None, None
         macs_note = "not countable: ptflops sees PyTorch modules, not an ONNX graph"
     else:
-        l = measure_latency(model, (3, image_size, image_size), runs=latency_runs)
-        lat = {"median_ms": l.median_ms, "p90_ms": l.p90_ms}
         macs, params = official_macs(model, image_size), sum(p.numel() for p in model.parameters())
         macs_note = ""
-    return {"variant": v.name, "macro_f1": f1, "MACs": macs, "params": params,
-            "size_kB": _size_bytes(v) / 1024, "latency_ms": lat["median_ms"],
-            "latency_p90_ms": lat["p90_ms"], "eval_seconds_b1": seconds,
+    return {"variant": c.name, "macro_f1": f1, "MACs": macs, "params": params,
+            "size_kB": _size_bytes(c) / 1024, "latency_ms": lat.median_ms,
+            "latency_p90_ms": lat.p90_ms, "eval_seconds_b1": seconds,
             "score_macs": score_macs(f1, macs) if macs is not None else None,
-            "score_time": score_time(f1, seconds),
-            "note": "; ".join(n for n in (v.note, macs_note) if n),
-            "predictions": preds}
+            "score_time": score_time(f1, seconds / len(images) * COMPETITION_TEST_IMAGES),
+            "note": "; ".join(n for n in (c.note, macs_note) if n),
+            "predictions": preds.tolist()}
 
 
 def variants_table(rows: list[dict]) -> pd.DataFrame:
@@ -81,7 +81,7 @@ def variants_table(rows: list[dict]) -> pd.DataFrame:
 
 
 def plot_variants(df: pd.DataFrame, path: Path | None = None):
-    """Macro-F1 against batch-1 latency, one point per variant."""
+    """Macro-F1 against batch-1 latency, one point per candidate."""
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6.5, 4))
     ax.scatter(df.latency_ms, df.macro_f1, color="tab:green")

@@ -1,6 +1,7 @@
 """The data layer: everything between files on disk and uint8 batches.
 
-It imports nothing else of trashkit, so every later chapter can build on it.
+It imports nothing of trashkit but ``paths`` (where caches live), so every later chapter
+can build on it.
 """
 
 from .images import BadImage, open_rgb, missing_reason, IMAGE_EXTENSIONS
@@ -13,7 +14,11 @@ from .coco import (CocoDataset, load_coco, iou_matrix, overlap_drops, build_crop
 from .synthetic import make_synthetic_coco, default_dataset, SYNTHETIC_CLASSES
 from .cache import ImageCache, build_cache, decode_resized
 from .sources import Source, resolve_source
-from .loader import (CachedDataset, BatchAugment, make_train_loader, make_eval_loader, cutout,
-                     normalize_batch, stratified_split)
+from .split import stratified_split, holdout_split, uncovered_classes
+from .augment import (BatchAugment, MixBatch, cutout, normalize_batch, IMAGENET_MEAN,
+                      IMAGENET_STD)
+from .loader import (CachedDataset, EpochBatches, make_train_loader, make_eval_loader,
+                     eval_batches, default_workers)
+from .prepare import DataSplit, prepare_split
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -1,0 +1,94 @@
+"""What each trick buys: the recipe's levers one at a time, on the honest protocol.
+
+    python benchmarks/ablation.py                      # every row, 3 split seeds each
+    python benchmarks/ablation.py --rows baseline ema  # some rows
+    python benchmarks/ablation.py --resume outputs/<run>-ablation   # finish an interrupted one
+
+Each row changes the quick baseline (benchmarks/trashnet.py's RECOMMENDED, 30 epochs) in one
+way; every row is trained on the same three train/val/test splits (benchmarks/protocol.py)
+and reported as mean +- sd of the test macro-F1 (the test images influence nothing). The
+size rows trade resolution against width/depth at about the baseline's 9.5M MACs. The
+distillation row's teacher is a larger network trained from scratch on the same training
+images of each split (row "teacher").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+from protocol import TRASHNET, RECOMMENDED, describe, run_row, summary_row
+from trashkit.runs import new_run_dir, write_json
+
+BASE = {**RECOMMENDED, "epochs": 30}
+ROWS = {
+    "baseline": {},
+    "epochs 60": {"epochs": 60},
+    "epochs 100": {"epochs": 100},
+    "random-resized crop (0.25-1)": {"crop_scale": 0.25},
+    "mixup 0.2": {"mixup": 0.2},
+    "CutMix 1.0": {"cutmix": 1.0},
+    "EMA 0.99": {"ema": 0.99},
+    "no cutout": {"cutout": 0.0},
+    "176 px, width 0.5 (8.8M MACs)": {"image_size": 176,
+                                      "model": "mobilenetv3:width=0.5,depth=0.5"},
+    "144 px, width 0.5, depth 1 (8.9M MACs)": {"image_size": 144,
+                                               "model": "mobilenetv3:width=0.5,depth=1.0"},
+    "104 px, width 1.0 (9.7M MACs)": {"image_size": 104,
+                                      "model": "mobilenetv3:width=1.0,depth=0.5"},
+    "teacher: width 1, depth 1, 60 epochs (19.9M MACs)": {
+        "model": "mobilenetv3:width=1.0,depth=1.0", "epochs": 60},
+    "distilled from the teacher": {"teacher": "{root}/teacher/seed{seed}/best.pt"},
+}
+TEACHER_ROW = "teacher: width 1, depth 1, 60 epochs (19.9M MACs)"
+
+
+def folder_name(row: str) -> str:
+    return "teacher" if row == TEACHER_ROW else \
+        "".join(ch if ch.isalnum() else "-" for ch in row).strip("-").lower()
+
+
+def run(root: Path, rows: list[str], data: str, seeds: list[int]) -> pd.DataFrame:
+    summaries = []
+    for row in rows:
+        params = {**BASE, "data": data, **ROWS[row]}
+        print(f"\n== {row}: {json.dumps(ROWS[row])}", flush=True)
+        if "teacher" in ROWS[row]:  # one teacher per split, trained on that split's images
+            results = [run_row(folder_name(row), {**params, "teacher": ROWS[row]["teacher"]
+                                                  .format(root=root, seed=s)}, root, [s])[0]
+                       for s in seeds]
+        else:
+            results = run_row(folder_name(row), params, root, seeds)
+        summaries.append(summary_row(row, results))
+        table = pd.DataFrame(summaries).set_index("row")
+        write_json(root / "ablation.json", table.reset_index().to_dict("records"))
+    return table
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--data", default=str(TRASHNET))
+    ap.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS),
+                    metavar="ROW")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--resume", default=None, metavar="RUN_DIR")
+    args = ap.parse_args()
+    if args.resume:
+        root = Path(args.resume)
+        spec = json.loads((root / "benchmark.json").read_text())
+    else:
+        root = new_run_dir("ablation")
+        spec = {"rows": args.rows, "data": str(Path(args.data).resolve()), "seeds": args.seeds}
+        write_json(root / "benchmark.json", spec)
+    print(describe(root), flush=True)
+    table = run(root, spec["rows"], spec["data"], spec["seeds"])
+    cols = ["seeds", "test macro-F1 (best by val)", "test macro-F1 (last epoch)", "val macro-F1",
+            "MACs", "training s"]
+    print("\n" + table[cols].to_markdown())
+    print("\nper class (test F1):\n" + table.drop(columns=cols).to_markdown())
+
+
+if __name__ == "__main__":
+    main()

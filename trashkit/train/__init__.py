@@ -1,0 +1,44 @@
+"""Training: the recipe, split by concept.
+
+* :mod:`.config`    -- ``TrainConfig``: every parameter of a run, typed and checked;
+* :mod:`.losses`    -- cross-entropy variants for imbalance, focal loss, distillation;
+* :mod:`.callbacks` -- the loop's one extension point (distillation, prebuilt networks,
+  stopping early, live curves);
+* :mod:`.setup`     -- folder rules, data, network, optimiser, batches, resuming;
+* :mod:`.loop`      -- the loop itself: ``fit_epoch``, ``validate``, ``end_epoch``;
+* :mod:`.report`    -- ``metrics.json`` and the plots of a finished run;
+* :mod:`.distributed` -- torchrun / DistributedDataParallel.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .callbacks import Callback, Distill, LiveCurves, StartFrom, StopAfter
+from .config import TrainConfig
+from .loop import Run, fit_epoch, train_epochs, validate
+from .losses import FocalLoss, class_weights, kd_loss, make_loss
+from .report import finish
+from .setup import start
+
+
+def train(cfg: TrainConfig | dict | None, output_dir: str | Path | None = None,
+          resume: bool = False, callbacks: list[Callback] = (), progress: bool = True) -> dict:
+    """Train (or resume) one run; returns the metrics written to ``metrics.json``.
+
+    ``output_dir`` None -> a fresh ``outputs/<run-id>-train``; a new run needs an empty or
+    new folder. ``resume=True`` continues the run in ``output_dir`` with its saved config
+    (``cfg`` None, or only the parameters you give explicitly, which must agree with it).
+    ``callbacks`` extend the loop (:mod:`trashkit.train.callbacks`). A run a callback stops
+    early returns ``{"stopped": reason, ...}`` and stays resumable.
+    """
+    run = start(cfg, output_dir, resume, list(callbacks), progress)
+    train_epochs(run)
+    if run.stop:
+        return {"stopped": run.stop, "epoch": run.epoch, "run_dir": str(run.out)}
+    return finish(run)
+
+
+__all__ = ["train", "TrainConfig", "Callback", "Distill", "StartFrom", "StopAfter",
+           "LiveCurves", "Run", "fit_epoch", "validate", "FocalLoss", "kd_loss",
+           "class_weights", "make_loss", "finish", "start"]

@@ -1,0 +1,241 @@
+"""Everything a run needs before its first batch: folder, data, network, optimiser, batches.
+
+The folder rules keep every run's outputs safe: a new run needs an empty (or new) folder; a
+resumed run continues the folder's own ``config.json`` (a parameter given explicitly that
+differs from it is an error), from ``last.pt`` when an epoch has finished, from the start
+otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..checkpoint import describe_architecture, load_checkpoint
+from ..complexity import check_countable
+from ..data import BatchAugment, MixBatch, make_eval_loader, make_train_loader, prepare_split
+from ..models import build_model
+from ..runs import is_empty_dir, new_run_dir, write_json
+from .callbacks import Callback, Distill
+from .config import TrainConfig
+from .distributed import Dist, barrier, setup_distributed, wrap
+from .loop import Run
+from .losses import make_loss
+
+
+def _compare(saved: TrainConfig, given: TrainConfig | dict | None, out: Path) -> None:
+    """A resumed run keeps its saved config; an explicit parameter that differs is an error."""
+    if given is None:
+        return
+    mine = saved.to_dict()
+    theirs = given.to_dict() if isinstance(given, TrainConfig) else \
+        TrainConfig.from_dict({**mine, **given}).to_dict()
+    keys = mine if isinstance(given, TrainConfig) else given
+    diff = {k: (mine[k], theirs[k]) for k in keys if mine[k] != theirs[k]}
+    if diff:
+        raise ValueError(f"resume: config differs from the run's config.json ({out}): "
+                         f"{{name: (saved, given)}} = {diff}")
+
+
+def _open_new(cfg: TrainConfig, output_dir: str | Path | None) -> Path:
+    out = new_run_dir("train") if output_dir is None else Path(output_dir)
+    if not is_empty_dir(out):
+        if (out / "config.json").exists() and not (out / "last.pt").exists():
+            raise FileExistsError(f"{out} already holds a training run that never finished an "
+                                  "epoch; pass resume=True to start it again with its saved "
+                                  "config, or choose a new output_dir")
+        if (out / "config.json").exists():
+            raise FileExistsError(f"{out} already holds a training run; pass resume=True to "
+                                  "continue it, or choose a new output_dir")
+        held = sorted(p.name for p in out.iterdir())[:5]
+        raise FileExistsError(f"{out} already holds files ({held}); a new run needs an empty "
+                              "or new output_dir")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", cfg.to_dict())
+    return out
+
+
+def open_run_dir(cfg: TrainConfig | dict | None, output_dir: str | Path | None, resume: bool,
+                 d: Dist) -> tuple[TrainConfig, Path]:
+    """The run's config and folder, by the rules in the module docstring."""
+    if d.world > 1 and output_dir is None:
+        raise ValueError("a distributed run needs an explicit output_dir (shared by all ranks)")
+    if resume:
+        out = Path(output_dir) if output_dir is not None else None
+        if out is None or not (out / "config.json").is_file():
+            raise FileNotFoundError(f"resume=True needs an output_dir holding a run's "
+                                    f"config.json (got {output_dir})")
+        saved = TrainConfig.load(out / "config.json")
+        _compare(saved, cfg, out)
+        return saved, out
+    if cfg is None:
+        raise ValueError("a new run needs a config")
+    cfg = TrainConfig.from_dict(cfg) if isinstance(cfg, dict) else cfg
+    cfg.validate()
+    out = _open_new(cfg, output_dir) if d.main else Path(output_dir)
+    barrier(d)
+    return TrainConfig.load(out / "config.json"), out
+
+
+def pick_device(name: str, d: Dist) -> torch.device:
+    """``auto``: this rank's GPU when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device(f"cuda:{d.local_rank}" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def amp_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """Mixed precision on CUDA only: bf16 where the GPU has it (no scaler needed), else fp16."""
+    mode = {True: "auto", False: "off"}.get(cfg.amp, cfg.amp)
+    if device.type != "cuda" or mode == "off":
+        return None
+    if mode == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"fp16": torch.float16, "bf16": torch.bfloat16}[mode]
+
+
+def make_deterministic(cfg: TrainConfig, device: torch.device) -> None:
+    """Same seed, same GPU -> same numbers: deterministic kernels, no cuDNN autotuning, and
+    cuBLAS' workspace setting (it must be set before cuBLAS starts)."""
+    if device.type != "cuda":
+        return
+    if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic = cfg.deterministic
+    torch.backends.cudnn.benchmark = not cfg.deterministic
+
+
+def build_network(cfg: TrainConfig, classes: list[str],
+                  callbacks: list[Callback]) -> tuple[nn.Module, list | None]:
+    """``(network, architecture)``: a callback's prebuilt network, ``init_from``'s, or
+    ``cfg.model`` built fresh; ``architecture`` stores the shapes of a prebuilt one."""
+    for cb in callbacks:
+        net = cb.network(cfg, len(classes))
+        if net is not None:
+            return net, describe_architecture(net)
+    if cfg.init_from:
+        start = load_checkpoint(cfg.init_from)
+        if list(start.classes) != list(classes):
+            raise ValueError(f"init_from {cfg.init_from} was trained on classes "
+                             f"{start.classes}, but the data has {classes}")
+        return start.build_model(), start.architecture
+    return build_model(cfg.model, len(classes)), None
+
+
+def build_optimizer(cfg: TrainConfig, net: nn.Module, steps: int):
+    """SGD (Nesterov) without weight decay on biases and norms, and OneCycleLR over all
+    steps; OneCycle also cycles the momentum when ``cfg.momentum`` is a [low, high] pair."""
+    decay = [p for p in net.parameters() if p.ndim > 1]
+    no_decay = [p for p in net.parameters() if p.ndim <= 1]
+    rng = cfg.momentum_range
+    mom = rng[1] if rng else float(cfg.momentum)
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
+                           {"params": no_decay, "weight_decay": 0.0}],
+                          lr=cfg.lr, momentum=mom, nesterov=mom > 0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps, cycle_momentum=rng is not None,
+        base_momentum=rng[0] if rng else mom, max_momentum=mom)
+    return opt, sched
+
+
+def make_batches(cfg: TrainConfig, data, device: torch.device, d: Dist, notes: list[str]):
+    """Training batches built by CPU worker processes, or on the GPU from a cache held there
+    (``augment_on``), falling back to the workers when the cache does not fit."""
+    where = cfg.augment_on
+    if where == "auto":
+        where = "device" if device.type == "cuda" else "workers"
+    if where == "device" and device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        if data.cache.images.nbytes > 0.5 * free:
+            notes.append(f"the {data.cache.images.nbytes / 2**30:.1f} GiB cache does not fit "
+                         "half the free GPU memory: augmenting in CPU workers instead")
+            where = "workers"
+    augment = BatchAugment((cfg.randaugment_n, cfg.randaugment_m), cfg.crop_scale, cfg.cutout)
+    return make_train_loader(data.cache, data.train_idx, cfg.batch_size, cfg.seed, augment,
+                             cfg.workers, where, device, d.rank, d.world)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def restore(run: Run, path: Path) -> None:
+    """Continue from ``last.pt``: weights, optimiser, schedule, average, history."""
+    ckpt = load_checkpoint(path, run.device)
+    s = ckpt.state or {}
+    if "net" not in s:
+        raise ValueError(f"{path} holds no training state to resume from")
+    run.net.load_state_dict(s["net"])
+    run.optimizer.load_state_dict(s["optimizer"])
+    run.scheduler.load_state_dict(s["scheduler"])
+    run.scaler.load_state_dict(s["scaler"])
+    if run.ema is not None and s.get("ema") is not None:
+        run.ema.load_state_dict(s["ema"])
+    run.best_f1, run.history, run.wall = s["best_f1"], list(s["history"]), s["wall"]
+    run.epoch = ckpt.epoch + 1
+
+
+def start(cfg: TrainConfig | dict | None, output_dir, resume: bool,
+          callbacks: list[Callback], progress: bool) -> Run:
+    """A :class:`Run` ready for its next epoch (restored from ``last.pt`` when resuming)."""
+    d = setup_distributed(cfg.get("device", "auto") if isinstance(cfg, dict) else
+                          getattr(cfg, "device", "auto"))
+    cfg, out = open_run_dir(cfg, output_dir, resume, d)
+    device = pick_device(cfg.device, d)
+    make_deterministic(cfg, device)
+    data = prepare_split(cfg.data, cfg.image_size, cfg.val_fraction, cfg.test_fraction,
+                         cfg.split_seed, cfg.classes, progress and d.main)
+    seed_everything(cfg.seed)
+    callbacks = list(callbacks)
+    last = out / "last.pt"
+    if resume and last.is_file():
+        saved = load_checkpoint(last)
+        net, arch = saved.build_model(), saved.architecture
+    else:
+        net, arch = build_network(cfg, data.classes, callbacks)
+    if cfg.teacher:  # after the student, so a teacher never changes the student's init
+        teacher = load_checkpoint(cfg.teacher)
+        if list(teacher.classes) != list(data.classes):
+            raise ValueError(f"teacher {cfg.teacher} was trained on classes "
+                             f"{teacher.classes}, but the data has {data.classes}")
+        callbacks.append(Distill(teacher.build_model(), cfg.kd_temperature, cfg.kd_alpha))
+    run = assemble(cfg, out, data, device, d, net, arch, callbacks, progress)
+    if resume and not last.is_file():
+        run.notes.append("no epoch had finished: started again from epoch 1 with the saved "
+                         "config")
+    return run
+
+
+def assemble(cfg, out, data, device, d, net, arch, callbacks, progress) -> Run:
+    """Put the parts together (and restore ``last.pt`` when there is one)."""
+    net = net.to(device).train()
+    check_countable(net)
+    if cfg.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    model = wrap(net, d, device, cfg.sync_bn)
+    net = getattr(model, "module", net)
+    notes = list(data.notes)
+    batches = make_batches(cfg, data, device, d, notes)
+    optimizer, scheduler = build_optimizer(cfg, net, max(1, len(batches)))
+    dtype = amp_dtype(cfg, device)
+    run = Run(cfg, out, data, device, net, model, optimizer, scheduler,
+              torch.amp.GradScaler("cuda", enabled=dtype == torch.float16),
+              make_loss(cfg.loss, data.cache.labels[data.train_idx], len(data.classes),
+                        cfg.label_smoothing, cfg.focal_gamma).to(device),
+              batches, make_eval_loader(data.cache, data.val_idx),
+              MixBatch(len(data.classes), cfg.mixup, cfg.cutmix), d, dtype,
+              callbacks=callbacks, architecture=arch, progress=progress, notes=notes)
+    if cfg.ema > 0:
+        ema_fn = torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema)
+        run.ema = torch.optim.swa_utils.AveragedModel(net, multi_avg_fn=ema_fn, use_buffers=True)
+    if (out / "last.pt").is_file():
+        restore(run, out / "last.pt")
+    return run
