@@ -23,24 +23,24 @@ from protocol import TRASHNET, RECOMMENDED, describe, run_row, summary_row
 from trashkit.runs import new_run_dir, write_json
 
 BASE = {**RECOMMENDED, "epochs": 30}
-ROWS = {
+ROWS = {  # in the order they run: the levers most likely to matter first
     "baseline": {},
     "epochs 60": {"epochs": 60},
-    "epochs 100": {"epochs": 100},
     "random-resized crop (0.25-1)": {"crop_scale": 0.25},
     "mixup 0.2": {"mixup": 0.2},
-    "CutMix 1.0": {"cutmix": 1.0},
     "EMA 0.99": {"ema": 0.99},
-    "no cutout": {"cutout": 0.0},
+    "CutMix 1.0": {"cutmix": 1.0},
+    "epochs 100": {"epochs": 100},
     "176 px, width 0.5 (8.8M MACs)": {"image_size": 176,
                                       "model": "mobilenetv3:width=0.5,depth=0.5"},
-    "144 px, width 0.5, depth 1 (8.9M MACs)": {"image_size": 144,
-                                               "model": "mobilenetv3:width=0.5,depth=1.0"},
     "104 px, width 1.0 (9.7M MACs)": {"image_size": 104,
                                       "model": "mobilenetv3:width=1.0,depth=0.5"},
+    "144 px, width 0.5, depth 1 (8.9M MACs)": {"image_size": 144,
+                                               "model": "mobilenetv3:width=0.5,depth=1.0"},
     "teacher: width 1, depth 1, 60 epochs (19.9M MACs)": {
         "model": "mobilenetv3:width=1.0,depth=1.0", "epochs": 60},
     "distilled from the teacher": {"teacher": "{root}/teacher/seed{seed}/best.pt"},
+    "no cutout": {"cutout": 0.0},
 }
 TEACHER_ROW = "teacher: width 1, depth 1, 60 epochs (19.9M MACs)"
 

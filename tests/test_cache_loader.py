@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from trashkit.data import (build_cache, cutout, make_eval_loader, make_train_loader,
-                           normalize_batch, scan_image_folder)
+from trashkit.data import (BatchAugment, EpochBatches, build_cache, cutout, make_eval_loader,
+                           make_train_loader, normalize_batch, scan_image_folder)
 
 
 def _folder(tmp_path, n=12):
@@ -48,23 +48,56 @@ def test_cache_reused_and_invalidated(tmp_path):
     assert len(c5) == 13 and c5.key != c4.key
 
 
+def _batches(cache, seed, epoch=0, **kw):
+    loader = make_train_loader(cache, range(len(cache)), batch_size=8, seed=seed, **kw)
+    loader.set_epoch(epoch)
+    return [(x.clone(), y.clone()) for x, y in loader]
+
+
+def _same(a, b):
+    return len(a) == len(b) and all(torch.equal(x1, x2) and torch.equal(y1, y2)
+                                    for (x1, y1), (x2, y2) in zip(a, b))
+
+
 def test_train_loader_is_deterministic_and_augments(tmp_path):
     scan = scan_image_folder(_folder(tmp_path, 20))
     cache = build_cache(scan.samples, 32, tmp_path / "cache", progress=False)
-
-    def batches(seed, workers):
-        loader = make_train_loader(cache, range(len(cache)), batch_size=8, seed=seed,
-                                   workers=workers)
-        return [(x.clone(), y.clone()) for x, y in loader]
-
-    a, b = batches(1, 2), batches(1, 2)
+    a, b = _batches(cache, 1, workers=2), _batches(cache, 1, workers=2)
     assert len(a) == 2 and a[0][0].shape == (8, 3, 32, 32) and a[0][0].dtype == torch.uint8
-    assert all(torch.equal(x1, x2) and torch.equal(y1, y2) for (x1, y1), (x2, y2) in zip(a, b))
-    c = batches(2, 2)
-    assert not torch.equal(a[0][0], c[0][0])
-    # augmentation really changes pixels compared with the cached originals
+    assert _same(a, b)
+    assert not torch.equal(a[0][0], _batches(cache, 2, workers=2)[0][0])  # another seed
+    assert not _same(a, _batches(cache, 1, epoch=1, workers=2))  # another epoch
+    # augmentation really changes pixels: compare each image with its cached original
+    plain = _batches(cache, 1, workers=0, augment=BatchAugment(None, flip=False))
+    orig = torch.from_numpy(np.array(cache.images))
+    for (x, y), (xp, yp) in zip(a, plain):
+        assert torch.equal(y, yp)  # same images in the same order ...
+        assert all(any(torch.equal(o, img) for o in orig) for img in xp)  # plain = cached
+        assert sum(torch.equal(img, ip) for img, ip in zip(x, xp)) < len(x) // 2  # ... changed
     ev = next(iter(make_eval_loader(cache)))[0]
-    assert ev.shape[0] == 20 and torch.equal(ev, torch.from_numpy(np.array(cache.images)))
+    assert ev.shape[0] == 20 and torch.equal(ev, orig)
+
+
+def test_same_seed_same_batches_on_worker_and_device_paths(tmp_path):
+    """Issue 16: the device path (cache held on the training device, augmentation on whole
+    batches there) draws the same operations as the CPU worker path for the same seed."""
+    cache = build_cache(scan_image_folder(_folder(tmp_path, 20)).samples, 32,
+                        tmp_path / "cache", progress=False)
+    aug = BatchAugment((2, 9), crop_scale=0.3, cutout=0.25)
+    for epoch in (0, 3):
+        on_workers = _batches(cache, 5, epoch, augment=aug, workers=2)
+        on_device = _batches(cache, 5, epoch, augment=aug, where="device", device="cpu")
+        assert _same(on_workers, on_device)
+
+
+def test_ranks_get_disjoint_equal_shares():
+    shares = [list(EpochBatches(10, 2, seed=1, drop_last=False, rank=r, world=3))
+              for r in range(3)]
+    rows = [sorted(p for _, batch in s for p in batch) for s in shares]
+    assert [len(r) for r in rows] == [4, 4, 4]  # 10 padded to 12
+    assert set(rows[0]) | set(rows[1]) | set(rows[2]) == set(range(10))
+    seeds = [seed for s in shares for seed, _ in s]
+    assert len(set(seeds)) == len(seeds)  # every batch of every rank its own augmentation
 
 
 def test_normalize_and_cutout():

@@ -117,7 +117,7 @@ class DeviceBatches:
 
     def __init__(self, ds: CachedDataset, sampler: EpochBatches, device: torch.device):
         self.ds, self.sampler, self.device = ds, sampler, torch.device(device)
-        self.images = torch.from_numpy(np.ascontiguousarray(ds.cache.images)).to(self.device)
+        self.images = torch.from_numpy(np.array(ds.cache.images)).to(self.device)  # copied once
         self.labels = torch.from_numpy(ds.cache.labels.astype(np.int64)).to(self.device)
 
     def set_epoch(self, epoch: int) -> None:

@@ -191,8 +191,12 @@ def start(cfg: TrainConfig | dict | None, output_dir, resume: bool,
     cfg, out = open_run_dir(cfg, output_dir, resume, d)
     device = pick_device(cfg.device, d)
     make_deterministic(cfg, device)
+    if not d.main:
+        barrier(d)  # rank 0 builds the image cache first; the others then read it
     data = prepare_split(cfg.data, cfg.image_size, cfg.val_fraction, cfg.test_fraction,
                          cfg.split_seed, cfg.classes, progress and d.main)
+    if d.main:
+        barrier(d)
     seed_everything(cfg.seed)
     callbacks = list(callbacks)
     last = out / "last.pt"
