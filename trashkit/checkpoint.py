@@ -133,19 +133,28 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
     return write_atomic(path, buf.getvalue())
 
 
+def _pickle_error(text: str) -> str:
+    """The useful line of torch's long weights-only message (e.g. 'Unsupported operand')."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    useful = [ln for ln in lines if "WeightsUnpickler" not in ln and "PyTorch 2.6" not in ln
+              and "Please file" not in ln and "Check the documentation" not in ln]
+    return (useful or lines or ["unknown error"])[0][:200]
+
+
 def _read(path: Path, device, trust_legacy: bool) -> dict:
     try:
         return torch.load(path, map_location=device, weights_only=not trust_legacy)
     except FileNotFoundError:
         raise
     except Exception as exc:  # any unpickling failure: say why it was refused
-        why = str(exc).strip().splitlines()
-        unsafe = any("weights_only" in line or "Unsupported global" in line for line in why)
+        text = str(exc)
+        unsafe = "Unsupported global" in text or "GLOBAL" in text
         reason = ("it contains pickled Python objects, which could run code when loaded"
-                  if unsafe else f"it is not a readable checkpoint ({why[0][:200] if why else exc})")
-        raise CheckpointError(f"{path} refused: {reason}. trashkit checkpoints hold only "
-                              "tensors and plain data. For a file you trust that an older "
-                              "trashkit wrote, pass trust_legacy=True.") from None
+                  if unsafe else "it is not a readable checkpoint "
+                  f"({type(exc).__name__}: {_pickle_error(text)})")
+        hint = (" trashkit checkpoints hold only tensors and plain data; for a file you trust "
+                "that an older trashkit wrote, pass trust_legacy=True." if unsafe else "")
+        raise CheckpointError(f"{path} refused: {reason}.{hint}") from None
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
