@@ -181,12 +181,34 @@ def test_sqlite_two_processes_share_one_study(tmp_path, tiny_crops, isolated_hom
 
 @pytest.mark.slow
 def test_postgresql_two_processes_share_one_study(tmp_path, tiny_crops, isolated_home):
+    url = _postgres_url()
+    _shared_study_two_workers(tmp_path, url, tiny_crops, f"pg-{os.getpid()}-{time.time_ns()}")
+
+
+def _postgres_url() -> str:
     url = os.environ.get("TRASHKIT_TEST_POSTGRES_URL")
     if not url:
         if os.environ.get("CI"):
             pytest.fail("CI must provide TRASHKIT_TEST_POSTGRES_URL (.ci/run starts PostgreSQL)")
         pytest.skip("set TRASHKIT_TEST_POSTGRES_URL to a PostgreSQL database to run this test")
-    _shared_study_two_workers(tmp_path, url, tiny_crops, f"pg-{os.getpid()}-{time.time_ns()}")
+    return url
+
+
+def test_bare_postgresql_url_finds_its_driver(tmp_path):
+    """``postgresql://`` (no driver named) is what users type; SQLAlchemy maps it to
+    psycopg 3, which the ``postgres`` extra installs (issue 10, item 15)."""
+    url = _postgres_url().replace("postgresql+psycopg2://", "postgresql://")
+    study = load_study(SearchConfig(storage=url, study_name=f"bare-{time.time_ns()}"), tmp_path)
+    assert study.directions and len(study.trials) == 0
+
+
+@pytest.mark.parametrize("url", ["postgres//user@127.0.0.1/db", "not a url at all"])
+def test_an_unparseable_storage_url_fails_at_once(tmp_path, url):
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=r"SearchConfig.storage .* is not a database URL"):
+        run_search(SearchConfig(storage=url), tmp_path / "search")
+    assert time.perf_counter() - t0 < 2.0, "no retries for a URL that cannot be parsed"
+    assert not (tmp_path / "search").exists()
 
 
 @pytest.mark.slow

@@ -384,7 +384,7 @@ def export_pareto(study: optuna.Study, out_dir: str | Path,
                   f"-p image_size {p['image_size']} -p batch_size {p['batch_size']} "
                   f"-p lr {p['lr']:.4g} -p randaugment_m {p['randaugment_m']} -p epochs 200\n")
         path = out_dir / f"trial_{t.number:04d}.yaml"
-        path.write_text(header + t.user_attrs["config_yaml"])
+        write_atomic(path, header + t.user_attrs["config_yaml"])
         paths.append(path)
     return paths
 
