@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.trashkit-installed
 
-.PHONY: install kernel demo test lab strip bench clean-data
+.PHONY: install kernel demo test lab strip bench clean-data book student
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,17 @@ kernel: install
 
 demo: install kernel
 	$(PY) -m trashkit demo
+
+# the workbook as a static HTML book in a fresh outputs/<run-id>-book/ (demo parameters);
+# PARAMS goes to `python -m trashkit book`: papermill parameters for every chapter that has
+# them (-p NAME VALUE) or for one (-p NN.NAME VALUE), --chapters NN ..., --quick (a preview)
+#   make book PARAMS="-p quick True -p 04.epochs 2"
+book: install kernel
+	$(PY) -m trashkit book $(PARAMS)
+
+# student copies (solutions cleared by nbgrader, no outputs) in a fresh outputs/<run-id>-student/
+student: install
+	$(PY) -m trashkit student $(PARAMS)
 
 test: install
 	$(PY) -m pytest

@@ -49,6 +49,20 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("demo", help="build the default data and execute every chapter")
     sub.add_parser("build-default", help="build the synthetic default dataset only")
+    bk = sub.add_parser("book", help="execute every chapter and render a static HTML book "
+                        "into a fresh outputs/<run-id>-book/")
+    bk.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                    metavar=("NAME", "VALUE"),
+                    help="papermill parameter for every chapter that declares NAME, or for "
+                         "one chapter as NN.NAME (e.g. -p quick True -p 04.epochs 2)")
+    bk.add_argument("--chapters", nargs="+", metavar="NN", help="only these chapters")
+    bk.add_argument("--quick", action="store_true",
+                    help="smoke-test sizes (a preview in minutes; numbers meaningless)")
+    bk.add_argument("--no-demo-params", action="store_true",
+                    help="start from the chapters' own defaults, not the demo's")
+    st = sub.add_parser("student", help="student copies (solutions cleared by nbgrader) "
+                        "into a fresh outputs/<run-id>-student/")
+    st.add_argument("--chapters", nargs="+", metavar="NN", help="only these chapters")
     sp = sub.add_parser("search", help="run an Optuna worker on a (shared) study")
     sp.add_argument("--output-dir", required=True)
     sp.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
@@ -70,6 +84,17 @@ def main(argv: list[str] | None = None) -> int:
                 kwargs[key] = value
         study = run_search(SearchConfig(**kwargs), args.output_dir)
         print(f"study {study.study_name}: {len(finished(study))} finished trials")
+        return 0
+    if args.cmd == "book":
+        import shlex
+        from .book import QUICK_PARAMS, build_book
+        cmd = "python -m trashkit " + shlex.join(sys.argv[1:] if argv is None else argv)
+        defaults = QUICK_PARAMS if args.quick else None if args.no_demo_params else DEMO_PARAMS
+        _, results = build_book(args.parameter, args.chapters, command=cmd, defaults=defaults)
+        return 1 if any(r["error"] for r in results) else 0
+    if args.cmd == "student":
+        from .book import make_student
+        make_student(args.chapters)
         return 0
     if args.cmd == "demo":
         demo(params=DEMO_PARAMS)
