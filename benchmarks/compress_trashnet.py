@@ -10,16 +10,13 @@ float model with macro-F1 within 0.01; a pruned variant at <= 60% of the origina
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from trashkit.compress import evaluate_variant, variants_table  # noqa: E402
-from trashkit.compress import pipeline as cp  # noqa: E402
-from trashkit.runs import new_run_dir  # noqa: E402
+from trashkit.compress import evaluate_candidate, variants_table
+from trashkit.compress import pipeline as cp
+from trashkit.runs import new_run_dir
 
 STEPS = ("onnx", "pruned", "decomposed", "distilled", "arcface")
 
@@ -39,8 +36,8 @@ def main() -> None:
         ap.error(f"--only: unknown step(s) {sorted(only - set(STEPS))}; choose from {STEPS}")
     out = new_run_dir("compress-trashnet")
     t0 = time.perf_counter()
-    ctx = cp.Context(args.checkpoint, out)
-    steps = {"onnx": lambda: cp.onnx_variants(ctx, int8=True),
+    ctx = cp.Study(args.checkpoint, out)
+    steps = {"onnx": lambda: cp.onnx_candidates(ctx, int8=True),
              "pruned": lambda: [cp.pruned(ctx, 0.6, args.finetune_epochs)],
              "decomposed": lambda: [cp.decomposed(ctx, 0.5, args.finetune_epochs)],
              "distilled": lambda: cp.distilled(ctx, args.student, args.epochs),
@@ -49,20 +46,21 @@ def main() -> None:
     for name in STEPS:
         if name in only:
             variants += steps[name]()
-    rows = [evaluate_variant(v, ctx.eval_images, ctx.eval_labels, ctx.n_classes, ctx.size,
+    rows = [evaluate_candidate(v, ctx.eval_images, ctx.eval_labels, ctx.n_classes, ctx.size,
                              args.latency_runs) for v in variants]
     table = variants_table(rows)
     table.to_csv(out / "variants.csv")
     pd.set_option("display.width", 250)
-    print(f"{args.checkpoint}: {ctx.cfg.model} @ {ctx.size}px, {len(ctx.eval_labels)} held-out "
-          f"TrashNet images; run folder {out}; total {time.perf_counter() - t0:.0f} s")
+    print(f"{args.checkpoint}: {ctx.cfg.model} @ {ctx.size}px, {len(ctx.eval_labels)} "
+          f"{ctx.eval_split} images of its run; run folder {out}; total "
+          f"{time.perf_counter() - t0:.0f} s")
     cols = ["macro_f1", "MACs", "params", "size_kB", "latency_ms", "latency_p90_ms",
             "speed-up vs first", "score_macs", "score_time", "note"]
     print(table[cols].round(4).to_markdown())
     by = {r["variant"]: r["predictions"] for r in rows}
     for name in ("ONNX Runtime fp32", "ONNX Runtime int8"):
         if name in by:
-                print(f"{name}: same prediction as PyTorch on "
+            print(f"{name}: same prediction as PyTorch on "
                   f"{cp.agreement(by['original'], by[name]):.1%} of the held-out images")
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,12 +22,13 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from trashkit.data import build_cache, cutout, load_source, make_train_loader, normalize_batch  # noqa: E402
+from trashkit.data import BatchAugment, build_cache, load_source, make_train_loader, normalize_batch
 
 
-def epoch_rate(loader, post=None) -> tuple[float, int]:
+def epoch_rate(loader, post=None, epoch: int = 0) -> tuple[float, int]:
     """Images per second for one full pass (including any per-batch post-processing)."""
+    if hasattr(loader, "set_epoch"):
+        loader.set_epoch(epoch)
     n, t0 = 0, time.perf_counter()
     for x, _ in loader:
         if post is not None:
@@ -62,8 +62,8 @@ def main() -> None:
         cache = build_cache(scan.samples, args.size, tmp, workers=args.workers)
         build = time.perf_counter() - t0
         ours = make_train_loader(cache, range(len(cache)), args.batch, seed=0,
-                                 workers=args.workers)
-        post = lambda x: cutout(normalize_batch(x), 0.25)  # noqa: E731
+                                 augment=BatchAugment((2, 9), cutout=0.25), workers=args.workers)
+        post = normalize_batch
         print(f"cache build: {build:.1f} s for {len(cache)} images "
               f"({len(cache) / build:.0f} img/s, {cache.images.nbytes / 2**20:.0f} MiB)")
         first_plain, _ = epoch_rate(plain)
@@ -73,7 +73,7 @@ def main() -> None:
         rp, ro = [], []
         for e in range(args.epochs):  # interleaved so machine noise hits both alike
             rp.append(epoch_rate(plain)[0])
-            ro.append(epoch_rate(ours, post)[0])
+            ro.append(epoch_rate(ours, post, e + 1)[0])
             print(f"epoch {e + 2}: plain {rp[-1]:.0f} img/s, cached {ro[-1]:.0f} img/s, "
                   f"ratio {ro[-1] / rp[-1]:.2f}x")
         p, o = sum(rp) / len(rp), sum(ro) / len(ro)

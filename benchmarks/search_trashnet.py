@@ -1,46 +1,47 @@
 """Search on TrashNet, then retrain the best trial under 10M MACs at full length.
 
-    python benchmarks/search_trashnet.py --trials 60 --epochs 6 --retrain-epochs 30  # ~35 min
+    python benchmarks/search_trashnet.py --trials 60 --epochs 6 --retrain-epochs 30
 
-Same split as benchmarks/trashnet.py (stratified 80/20, split_seed 0). Prints the Pareto set,
-then the retrained trial beside the hand-designed recommended configuration (same epochs).
+The search sees only the training and validation images of split seed 0 (benchmarks/
+protocol.py: 20% of every class held back as test images); trials are ranked on validation.
+Then the most accurate Pareto trial under 10M MACs and the hand-designed recommended
+configuration are retrained with the same recipe and epochs, and both are scored once on the
+held-back test images. Prints the Pareto set and the comparison.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
+from protocol import RECOMMENDED, TEST_FRACTION, TRASHNET, VAL_FRACTION, run_one
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from trashkit.complexity import measure_latency  # noqa: E402
-from trashkit.models import build_model  # noqa: E402
-from trashkit.runs import new_run_dir  # noqa: E402
-from trashkit.scoring import score_macs  # noqa: E402
-from trashkit.search import SearchConfig, export_pareto, run_search, trials_table  # noqa: E402
-from trashkit.train import TrainConfig, train  # noqa: E402
+from trashkit.complexity import measure_latency
+from trashkit.models import build_model
+from trashkit.runs import new_run_dir
+from trashkit.scoring import score_macs
+from trashkit.search import SearchConfig, export_pareto, run_search, trials_table
 
-from trashnet import RECOMMENDED  # noqa: E402  (benchmarks/trashnet.py)
+SPLIT = {"split_seed": 0, "test_fraction": TEST_FRACTION, "val_fraction": VAL_FRACTION}
 
 
 def retrain(name: str, model: str, params: dict, data: str, epochs: int, out: Path) -> dict:
-    cfg = TrainConfig.from_dict({**RECOMMENDED, **params, "model": model, "data": data,
-                                 "epochs": epochs})
-    m = train(cfg, out / name, progress=False)
-    lat = measure_latency(build_model(model, len(m["classes"])),
-                          (3, cfg.image_size, cfg.image_size), runs=100)
-    return {"config": name, "model": model, "image_size": cfg.image_size,
-            "macro_f1": m["val_macro_f1"], "MACs": m["macs"], "params": m["params"],
-            "latency_ms": lat.median_ms, "train_s": m["wall_seconds"],
-            "score_macs": score_macs(m["val_macro_f1"], m["macs"])}  # lower is better
+    """Train one configuration on split 0 and score its test images once."""
+    cfg = {**RECOMMENDED, **params, **SPLIT, "model": model, "data": data, "epochs": epochs}
+    r = run_one(cfg, out / name)
+    lat = measure_latency(build_model(model, len(r["test_per_class_f1"])),
+                          (3, cfg["image_size"], cfg["image_size"]), runs=100)
+    return {"config": name, "model": model, "image_size": cfg["image_size"],
+            "test macro_f1": r["test_f1"], "val macro_f1": r["val_f1"], "MACs": r["macs"],
+            "params": r["params"], "latency_ms": lat.median_ms, "train_s": r["train_seconds"],
+            "score_macs": score_macs(r["test_f1"], r["macs"])}  # lower is better
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--data", default="../shared/datasets/trashnet")
+    ap.add_argument("--data", default=str(TRASHNET))
     ap.add_argument("--trials", type=int, default=12)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--retrain-epochs", type=int, default=30)
@@ -50,7 +51,7 @@ def main() -> None:
     out = new_run_dir("search-trashnet")
     t0 = time.perf_counter()
     cfg = SearchConfig(data=data, n_trials=args.trials, epochs=args.epochs, budget=args.budget,
-                       image_sizes=(96, 112, 128), seed=0)
+                       image_sizes=(96, 112, 128), seed=0, **SPLIT)
     study = run_search(cfg, out)
     table = trials_table(study)
     pd.set_option("display.width", 200)

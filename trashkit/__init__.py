@@ -1,22 +1,24 @@
 """trashkit: a teaching workbook about model optimization for a trash-sorting robot.
 
-The package is layered; a module imports only from layers above it in this list::
+The package is layered; a module imports only from the layers below it (``lint-imports``
+checks this, with the contract in pyproject.toml; modules on one line are independent)::
 
-    paths, runs   where files go; one output folder per run        (import nothing of ours)
-    data          COCO -> crops, folders, synthetic default, cache, augmentation
-    complexity    analytic counter, official MACs, latency, guideline studies
-    models        families, YAML backbone description, ArcFace head    (uses complexity)
-    train         recipe, checkpoints, resume, distillation  (data, models, complexity)
-    scoring       F1, both scores, submission, leaderboard      (models, complexity)
-    search        Optuna                                        (train, models, complexity)
-    compress      pruning, decomposition, ONNX Runtime, int8    (train, scoring, models)
-    eda           chapter-1 figures                              (data)
+    __main__                       command line: demo, book, student, train, search
+    book | exercises               the HTML book and student copies | the chapters' checks
+    search | compress              Optuna (ch. 6) | pruning, decomposition, ONNX, int8 (ch. 7)
+    scoring                        both competition scores, submission, leaderboard (ch. 5)
+    train                          the recipe, split by concept: config, losses, callbacks,
+                                   setup, loop, report, distributed (ch. 4)
+    checkpoint | metrics |         one checkpoint type (plain data, safe to load) | one
+      embeddings | eda             prediction path and macro-F1 | metric learning | ch. 1 figures
+    models                         families, the YAML backbone table, the ArcFace head
+    data | complexity              files -> crops -> cache -> splits -> augmented batches |
+                                   analytic counter, official MACs, latency, guidelines
+    runs | plots | notebook        run folders and atomic writes | shared figures |
+                                   papermill parameter check
+    paths                          where data, caches and outputs live
 
 Notebooks sit on top and may call anything; nothing here imports a notebook.
 """
 
-__version__ = "0.1.0"
-
-CLASSES_6 = ("Metal", "Paper", "Paperpack", "Plastic", "Plasticbag", "Styrofoam")
-CLASSES_9 = ("Battery", "Clothing", "Glass", "Metal", "Paper", "Paperpack", "Plastic",
-             "Plasticbag", "Styrofoam")
+__version__ = "0.2.0"

@@ -44,6 +44,9 @@ class SearchConfig:
     """What to search, how long each trial trains, and where the study lives."""
 
     data: str = "default"
+    val_fraction: float = 0.2        # the trials' validation share (image folders)
+    test_fraction: float = 0.0       # held back from every trial (scored only afterwards)
+    split_seed: int = 0
     n_trials: int = 20
     epochs: int = 3                  # per trial (the chapter-4 recipe, shortened)
     objective: str = "macs"          # second objective: "macs" or "latency" (batch-1 CPU ms)
@@ -233,7 +236,9 @@ class Objective:
         folder.mkdir(parents=True, exist_ok=True)
         write_atomic(folder / "model.yaml", trial.user_attrs["config_yaml"])
         tcfg = TrainConfig(data=cfg.data, model=str(folder / "model.yaml"), epochs=cfg.epochs,
-                           seed=cfg.seed, workers=cfg.workers, **params)
+                           seed=cfg.seed, workers=cfg.workers, val_fraction=cfg.val_fraction,
+                           test_fraction=cfg.test_fraction, split_seed=cfg.split_seed,
+                           **params)
         metrics = train(tcfg, folder / "run", progress=False,
                         callbacks=[PruneWeakTrial(cfg.epochs, cfg.prune_f1)])
         if "stopped" in metrics:

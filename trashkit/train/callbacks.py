@@ -16,15 +16,11 @@ written this way; the Optuna trial pruning of chapter 6 too (``trashkit.search``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 
+from .loop import Run
 from .losses import kd_loss
-
-if TYPE_CHECKING:
-    from .loop import Run
 
 
 class Callback:
@@ -33,14 +29,14 @@ class Callback:
     def network(self, cfg, n_classes: int) -> nn.Module | None:
         return None
 
-    def on_train_start(self, run: "Run") -> None:
+    def on_train_start(self, run: Run) -> None:
         pass
 
-    def loss(self, run: "Run", x: torch.Tensor, logits: torch.Tensor, target: torch.Tensor,
+    def loss(self, run: Run, x: torch.Tensor, logits: torch.Tensor, target: torch.Tensor,
              loss: torch.Tensor) -> torch.Tensor:
         return loss
 
-    def on_epoch_end(self, run: "Run", record: dict) -> None:
+    def on_epoch_end(self, run: Run, record: dict) -> None:
         pass
 
 
@@ -51,7 +47,7 @@ class Distill(Callback):
     def __init__(self, teacher: nn.Module, temperature: float = 4.0, alpha: float = 0.7):
         self.teacher, self.temperature, self.alpha = teacher, temperature, alpha
 
-    def on_train_start(self, run: "Run") -> None:
+    def on_train_start(self, run: Run) -> None:
         self.teacher = self.teacher.to(run.device).eval()
 
     def loss(self, run, x, logits, target, loss):

@@ -29,7 +29,6 @@ from ..checkpoint import Checkpoint, save_checkpoint
 from ..data import DataSplit, MixBatch, normalize_batch
 from ..metrics import macro_f1, predict
 from ..runs import write_csv, write_json
-from .callbacks import Callback
 from .distributed import Dist
 from .config import TrainConfig
 
@@ -54,7 +53,7 @@ class Run:
     dist: Dist = field(default_factory=Dist)
     amp_dtype: torch.dtype | None = None
     ema: torch.optim.swa_utils.AveragedModel | None = None
-    callbacks: list[Callback] = field(default_factory=list)
+    callbacks: list = field(default_factory=list)  # trashkit.train.callbacks.Callback
     architecture: list | None = None  # layer shapes when ``net`` is not ``cfg.model``'s
     history: list[dict] = field(default_factory=list)
     epoch: int = 0                  # the next epoch to train (0-based)
