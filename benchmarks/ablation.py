@@ -35,12 +35,9 @@ ROWS = {  # in the order they run: the levers most likely to matter first
                                       "model": "mobilenetv3:width=0.5,depth=0.5"},
     "104 px, width 1.0 (9.7M MACs)": {"image_size": 104,
                                       "model": "mobilenetv3:width=1.0,depth=0.5"},
-    "144 px, width 0.5, depth 1 (8.9M MACs)": {"image_size": 144,
-                                               "model": "mobilenetv3:width=0.5,depth=1.0"},
     "teacher: width 1, depth 1, 60 epochs (19.9M MACs)": {
         "model": "mobilenetv3:width=1.0,depth=1.0", "epochs": 60},
     "distilled from the teacher": {"teacher": "{root}/teacher/seed{seed}/best.pt"},
-    "no cutout": {"cutout": 0.0},
 }
 TEACHER_ROW = "teacher: width 1, depth 1, 60 epochs (19.9M MACs)"
 
