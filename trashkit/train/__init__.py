@@ -6,7 +6,7 @@
   stopping early, live curves);
 * :mod:`.setup`     -- folder rules, data, network, optimiser, batches, resuming;
 * :mod:`.loop`      -- the loop itself: ``fit_epoch``, ``validate``, ``end_epoch``;
-* :mod:`.report`    -- ``metrics.json`` and the plots of a finished run;
+* :mod:`.report`    -- ``write_report``: ``metrics.json`` and the plots of a finished run;
 * :mod:`.distributed` -- torchrun / DistributedDataParallel.
 """
 
@@ -18,7 +18,7 @@ from .callbacks import Callback, Distill, LiveCurves, StartFrom, StopAfter
 from .config import TrainConfig
 from .loop import Run, fit_epoch, train_epochs, validate
 from .losses import FocalLoss, class_weights, kd_loss, make_loss
-from .report import finish
+from .report import write_report
 from .setup import start
 
 
@@ -36,9 +36,9 @@ def train(cfg: TrainConfig | dict | None, output_dir: str | Path | None = None,
     train_epochs(run)
     if run.stop:
         return {"stopped": run.stop, "epoch": run.epoch, "run_dir": str(run.out)}
-    return finish(run)
+    return write_report(run)
 
 
 __all__ = ["train", "TrainConfig", "Callback", "Distill", "StartFrom", "StopAfter",
            "LiveCurves", "Run", "fit_epoch", "validate", "FocalLoss", "kd_loss",
-           "class_weights", "make_loss", "finish", "start"]
+           "class_weights", "make_loss", "write_report", "start"]

@@ -7,7 +7,7 @@
         record = fit_epoch(run, epoch)                  # one pass over the training images
         record |= validate(run)                         # macro-F1 on the validation images
         end_epoch(run, epoch, record)                   # checkpoints, history, callbacks
-    return finish(run)                                  # best.pt -> metrics.json, plots
+    return write_report(run)                            # best.pt -> metrics.json, plots
 
 Exact resumption comes for free from one rule: epoch ``e`` draws its batches, augmentation,
 mixup and dropout from seeds made of ``(seed, e)`` only, so a run resumed from ``last.pt``
@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from ..checkpoint import Checkpoint, save_checkpoint
 from ..data import DataSplit, MixBatch, normalize_batch
 from ..metrics import macro_f1, predict
-from ..runs import write_csv, write_json
+from ..runs import write_csv
 from .distributed import Dist
 from .config import TrainConfig
 

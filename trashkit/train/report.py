@@ -13,7 +13,7 @@ from ..runs import write_csv, write_json
 from .loop import Run
 
 
-def finish(run: Run) -> dict:
+def write_report(run: Run) -> dict:
     """Evaluate ``best.pt`` on the validation images and write the run's report (rank 0).
 
     The test images (``test_fraction``) are *not* looked at here: a training run only ever
