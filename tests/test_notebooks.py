@@ -9,7 +9,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from conftest import REPO, TACO, TRASHNET, needs
+from conftest import REPO
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
@@ -49,58 +49,6 @@ def _text(nb, rich: bool = False) -> str:
     return "\n".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
                      for c in nb.cells if c.cell_type == "code"
                      for o in c.get("outputs", []) if o.get("output_type") in kinds)
-
-
-@pytest.mark.slow
-def test_eda_on_default(tmp_path, tiny_home):
-    nb = execute("01_eda.ipynb", tmp_path, tiny_home, output_dir=str(tmp_path / "run"),
-                 interactive=False)
-    text = _text(nb)
-    assert "SYNTHETIC default data" in text and "top-3 share" in text
-    for f in ("step_counts.csv", "class_distribution.png", "sizes.png", "overlaps.png",
-              "samples.png"):
-        assert (tmp_path / "run" / f).is_file(), f
-    assert any((tmp_path / "run" / "crops" / "train").iterdir())
-
-
-@pytest.mark.slow
-@needs(TACO)
-def test_eda_on_taco_without_images(tmp_path, tiny_home):
-    nb = execute("01_eda.ipynb", tmp_path, tiny_home, source=str(TACO),
-                 output_dir=str(tmp_path / "run"), interactive=False)
-    text = _text(nb)
-    assert "IMAGES MISSING" in text and "no crops to show" in text
-    assert (tmp_path / "run" / "overlaps.png").is_file()
-
-
-@pytest.mark.slow
-def test_output_dir_is_never_overwritten(tmp_path, tiny_home):
-    import papermill as pm
-    (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "earlier.txt").write_text("keep me")
-    with pytest.raises(pm.PapermillExecutionError, match="already holds files"):
-        execute("01_eda.ipynb", tmp_path, tiny_home, output_dir=str(tmp_path / "run"),
-                interactive=False)
-    assert (tmp_path / "run" / "earlier.txt").read_text() == "keep me"
-
-
-@pytest.mark.slow
-def test_flops_chapter_quick(tmp_path, tiny_home):
-    nb = execute("02_flops_macs.ipynb", tmp_path, tiny_home, output_dir=str(tmp_path / "run"),
-                 quick=True, interactive=False, resolution=96)
-    assert "Spearman rank correlation" in _text(nb)
-    for f in ("macs_vs_latency.png", "counters_mobilenet_v3_small.csv",
-              "layers_shufflenet_v2_x0_5.csv"):
-        assert (tmp_path / "run" / f).is_file(), f
-
-
-@pytest.mark.slow
-def test_guidelines_chapter_quick(tmp_path, tiny_home):
-    execute("03_shufflenetv2_guidelines.ipynb", tmp_path, tiny_home,
-            output_dir=str(tmp_path / "run"), quick=True)
-    verdicts = pd.read_csv(tmp_path / "run" / "verdicts.csv")
-    assert sorted(verdicts.guideline) == ["G1", "G2", "G3", "G4"]
-    assert set(verdicts.verdict) <= {"holds", "partly", "does not hold"}
 
 
 #: what DataLoader workers forked again inside a Jupyter kernel used to print (issue 10.14)
@@ -155,16 +103,6 @@ def test_compress_chapter_smoke(tmp_path, tiny_home, isolated_home):
     assert pd.isna(table.loc["ONNX Runtime int8", "MACs"])
     assert "not countable" in table.loc["ONNX Runtime int8", "note"]
     assert table.loc["pruned", "MACs"] <= 0.6 * table.loc["original", "MACs"]
-
-
-@pytest.mark.slow
-@needs(TRASHNET)
-def test_eda_on_trashnet_image_folder(tmp_path, tiny_home):
-    nb = execute("01_eda.ipynb", tmp_path, tiny_home, source=str(TRASHNET),
-                 output_dir=str(tmp_path / "run"), interactive=False)
-    text = _text(nb)
-    assert "imagefolder" in text and "2527 images in 6 classes" in text
-    assert (tmp_path / "run" / "samples.png").is_file()
 
 
 @pytest.mark.slow
