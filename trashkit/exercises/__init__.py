@@ -3,12 +3,12 @@
 An exercise cell in a chapter looks like this (nbgrader's markers; ``make student`` replaces
 what lies between them with ``raise NotImplementedError(...)``)::
 
-    def iou(a, b):
+    def iou_corners(a, b):
         ### BEGIN SOLUTION
         ...
         ### END SOLUTION
 
-    ch01.check_iou(iou)
+    ch01.check_iou_corners(iou_corners)
 
 A check either prints one line starting with "✓" or raises :class:`ExerciseError` saying
 *what* is wrong (the input it tried, what it expected, what it got, a hint) - never just

@@ -9,8 +9,9 @@ class ExerciseError(AssertionError):
     """An answer that is not right yet; the message says what is wrong and how to look."""
 
 
-class NotSolved(ExerciseError):
-    """The exercise still holds the student copy's stub."""
+class NotSolved(ExerciseError, NotImplementedError):
+    """The exercise still holds the student copy's stub (still a NotImplementedError, so a
+    student copy stops with the same kind of error whichever cell meets the stub first)."""
 
 
 def ok(message: str) -> str:
