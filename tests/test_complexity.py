@@ -9,9 +9,16 @@ from torch import nn
 from torchvision import models as tvm
 from torchvision.ops import SqueezeExcitation
 
-from trashkit.complexity import (check_countable, compare_counters, count_layers,
-                                 find_escapes, interleaved_latency, measure_latency, official_macs,
-                                 ptflops_count)
+from trashkit.complexity import (
+    check_countable,
+    compare_counters,
+    count_layers,
+    find_escapes,
+    interleaved_latency,
+    measure_latency,
+    official_macs,
+    ptflops_count,
+)
 from trashkit.complexity import formulas as fm
 
 
@@ -27,32 +34,95 @@ def row(module, size):
 
 # --- hand-countable cases, one per layer type --------------------------------------------
 
-@pytest.mark.parametrize("kw, size, hand_macs, hand_out", [
-    # plain 3x3, no padding: 8x8 -> 6x6
-    (dict(in_channels=2, out_channels=4, kernel_size=3, bias=False), (2, 8, 8),
-     4 * 6 * 6 * 2 * 9, (1, 4, 6, 6)),
-    # padding 1 keeps 8x8
-    (dict(in_channels=2, out_channels=4, kernel_size=3, padding=1, bias=False), (2, 8, 8),
-     4 * 8 * 8 * 2 * 9, (1, 4, 8, 8)),
-    # stride 2 + padding 1: 8x8 -> 4x4
-    (dict(in_channels=2, out_channels=4, kernel_size=3, stride=2, padding=1, bias=False),
-     (2, 8, 8), 4 * 4 * 4 * 2 * 9, (1, 4, 4, 4)),
-    # dilation 2 (effective 5x5), no padding: 8x8 -> 4x4
-    (dict(in_channels=2, out_channels=4, kernel_size=3, dilation=2, bias=False), (2, 8, 8),
-     4 * 4 * 4 * 2 * 9, (1, 4, 4, 4)),
-    # bias: one more MAC per output
-    (dict(in_channels=2, out_channels=4, kernel_size=1, bias=True), (2, 5, 5),
-     4 * 5 * 5 * (2 + 1), (1, 4, 5, 5)),
-    # groups=2: each output sees half the inputs
-    (dict(in_channels=4, out_channels=6, kernel_size=3, padding=1, groups=2, bias=False),
-     (4, 6, 6), 6 * 6 * 6 * 2 * 9, (1, 6, 6, 6)),
-    # depthwise
-    (dict(in_channels=5, out_channels=5, kernel_size=3, padding=1, groups=5, bias=False),
-     (5, 7, 7), 5 * 7 * 7 * 9, (1, 5, 7, 7)),
-    # rectangular kernel and stride
-    (dict(in_channels=1, out_channels=1, kernel_size=(1, 3), stride=(2, 1), bias=False),
-     (1, 6, 6), 1 * 3 * 4 * 3, (1, 1, 3, 4)),
-])
+
+@pytest.mark.parametrize(
+    "kw, size, hand_macs, hand_out",
+    [
+        # plain 3x3, no padding: 8x8 -> 6x6
+        (
+            {"in_channels": 2, "out_channels": 4, "kernel_size": 3, "bias": False},
+            (2, 8, 8),
+            4 * 6 * 6 * 2 * 9,
+            (1, 4, 6, 6),
+        ),
+        # padding 1 keeps 8x8
+        (
+            {"in_channels": 2, "out_channels": 4, "kernel_size": 3, "padding": 1, "bias": False},
+            (2, 8, 8),
+            4 * 8 * 8 * 2 * 9,
+            (1, 4, 8, 8),
+        ),
+        # stride 2 + padding 1: 8x8 -> 4x4
+        (
+            {
+                "in_channels": 2,
+                "out_channels": 4,
+                "kernel_size": 3,
+                "stride": 2,
+                "padding": 1,
+                "bias": False,
+            },
+            (2, 8, 8),
+            4 * 4 * 4 * 2 * 9,
+            (1, 4, 4, 4),
+        ),
+        # dilation 2 (effective 5x5), no padding: 8x8 -> 4x4
+        (
+            {"in_channels": 2, "out_channels": 4, "kernel_size": 3, "dilation": 2, "bias": False},
+            (2, 8, 8),
+            4 * 4 * 4 * 2 * 9,
+            (1, 4, 4, 4),
+        ),
+        # bias: one more MAC per output
+        (
+            {"in_channels": 2, "out_channels": 4, "kernel_size": 1, "bias": True},
+            (2, 5, 5),
+            4 * 5 * 5 * (2 + 1),
+            (1, 4, 5, 5),
+        ),
+        # groups=2: each output sees half the inputs
+        (
+            {
+                "in_channels": 4,
+                "out_channels": 6,
+                "kernel_size": 3,
+                "padding": 1,
+                "groups": 2,
+                "bias": False,
+            },
+            (4, 6, 6),
+            6 * 6 * 6 * 2 * 9,
+            (1, 6, 6, 6),
+        ),
+        # depthwise
+        (
+            {
+                "in_channels": 5,
+                "out_channels": 5,
+                "kernel_size": 3,
+                "padding": 1,
+                "groups": 5,
+                "bias": False,
+            },
+            (5, 7, 7),
+            5 * 7 * 7 * 9,
+            (1, 5, 7, 7),
+        ),
+        # rectangular kernel and stride
+        (
+            {
+                "in_channels": 1,
+                "out_channels": 1,
+                "kernel_size": (1, 3),
+                "stride": (2, 1),
+                "bias": False,
+            },
+            (1, 6, 6),
+            1 * 3 * 4 * 3,
+            (1, 1, 3, 4),
+        ),
+    ],
+)
 def test_conv_hand_counts(kw, size, hand_macs, hand_out):
     conv = nn.Conv2d(**kw)
     r = row(conv, size)
@@ -80,20 +150,68 @@ def test_batchnorm_activations_pools():
     shape = (3, 4, 4)
     n = 48
     assert (row(nn.BatchNorm2d(3), shape).macs, row(nn.BatchNorm2d(3), shape).flops) == (n, 2 * n)
-    expected = {nn.ReLU(): (0, n), nn.ReLU6(): (0, 2 * n), nn.Hardswish(): (2 * n, 5 * n),
-                nn.Hardsigmoid(): (n, 4 * n), nn.SiLU(): (n, 4 * n), nn.Sigmoid(): (0, 3 * n)}
+    expected = {
+        nn.ReLU(): (0, n),
+        nn.ReLU6(): (0, 2 * n),
+        nn.Hardswish(): (2 * n, 5 * n),
+        nn.Hardsigmoid(): (n, 4 * n),
+        nn.SiLU(): (n, 4 * n),
+        nn.Sigmoid(): (0, 3 * n),
+    }
     for mod, (m, f) in expected.items():
         r = row(mod, shape)
         assert (r.macs, r.flops) == (m, f), type(mod).__name__
         assert r.mem == 2 * n
-    r = row(nn.MaxPool2d(2), shape)   # 3x2x2 outputs, 3 comparisons each
+    r = row(nn.MaxPool2d(2), shape)  # 3x2x2 outputs, 3 comparisons each
     assert (r.macs, r.flops, r.out_shape) == (0, 12 * 3, (1, 3, 2, 2))
-    r = row(nn.AvgPool2d(2), shape)   # 3 adds + 1 multiply per output
+    r = row(nn.AvgPool2d(2), shape)  # 3 adds + 1 multiply per output
     assert (r.macs, r.flops) == (12, 12 * 4)
     r = row(nn.AdaptiveAvgPool2d(1), shape)  # global: 15 adds + 1 multiply per channel
     assert (r.macs, r.flops) == (3, 3 * 16)
     r = row(nn.MaxPool2d(3, stride=2, padding=1), (2, 8, 8))
     assert r.out_shape == (1, 2, 4, 4) and r.flops == 32 * 8
+
+
+def test_activation_counts_follow_the_stated_rule():
+    """MACs = the multiplications, FLOPs = every operation, both from one list per activation
+    (the table chapter 2 prints): the text and the numbers cannot drift apart."""
+    for kind, (_how, ops) in fm.ACTIVATION_OPS.items():
+        assert fm.ACTIVATIONS[kind][:2] == (ops.count("mul"), len(ops)), kind
+        assert set(ops) <= {"add", "sub", "mul", "div", "cmp", "exp", "erf", "tanh"}, kind
+    shape, n = (2, 3, 3), 18
+    assert (row(nn.Tanh(), shape).macs, row(nn.Tanh(), shape).flops) == (0, n)
+    assert (row(nn.GELU(), shape).macs, row(nn.GELU(), shape).flops) == (3 * n, 5 * n)
+    r = row(nn.GELU(approximate="tanh"), shape)
+    assert (r.macs, r.flops) == (6 * n, 9 * n)
+    # the rule in words, checked on hardswish: add, 2 comparisons, 2 multiplies
+    assert fm.ACTIVATION_OPS["Hardswish"][1] == ("add", "cmp", "cmp", "mul", "mul")
+
+
+def test_macs_and_flops_of_dot_products():
+    # FLOPs = 2 MACs - (number of dot products) without bias: "MACs ~ FLOPs / 2" only for
+    # long dot products; the 3x3 matrix-vector product is 9 MACs, 15 FLOPs (not 6 MACs)
+    for rows, cols in [(3, 3), (1, 1), (64, 576)]:
+        c = fm.matvec(rows, cols)
+        assert c.flops == 2 * c.macs - rows
+    assert (fm.matvec(3, 3).macs, fm.matvec(3, 3).flops) == (9, 15)
+    conv = fm.conv2d(64, 64, 8, 8, 3, padding=1)
+    assert conv.flops == 2 * conv.macs - 64 * 8 * 8
+    assert abs(conv.macs / (conv.flops / 2) - 1) < 0.002
+
+
+def test_memory_access_of_a_1x1_conv_and_its_bound():
+    # the paper's MAC is our conv2d mem for a bias-free 1x1 conv, batch 1
+    for h, w, c1, c2, g in [
+        (2, 2, 2, 2, 1),
+        (3, 1, 2, 5, 1),
+        (56, 56, 36, 432, 1),
+        (7, 7, 8, 16, 4),
+    ]:
+        assert fm.mem_1x1(h, w, c1, c2, g) == fm.conv2d(c1, c2, h, w, 1, groups=g).mem
+    assert fm.mem_1x1(2, 2, 2, 2) == 20 == fm.mem_lower_bound(2, 2, 16)  # equality at c1 = c2
+    assert fm.mem_1x1(2, 2, 1, 4) == 24 > fm.mem_lower_bound(2, 2, 16)
+    assert fm.mem_1x1(56, 56, 128, 128) == 819200 == fm.mem_lower_bound(56, 56, 3136 * 128**2)
+    assert fm.mem_1x1(56, 56, 36, 432) == 1483200
 
 
 def test_squeeze_excite_and_residual_and_shuffle_are_seen():
@@ -123,6 +241,20 @@ def test_squeeze_excite_and_residual_and_shuffle_are_seen():
     assert (sdf.category == "shuffle").sum() == 16  # one per ShuffleNetV2 unit
 
 
+def test_global_mean_written_in_forward_is_seen():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Identity()
+
+        def forward(self, x):
+            return self.body(x).mean([2, 3])  # ShuffleNetV2's global pool: Tensor.mean
+
+    df = count_layers(Net(), (4, 3, 3))
+    r = df[df.category == "pool"].iloc[0]
+    assert (r.type, r.macs, r.flops, r.out_shape) == ("mean", 4, 4 * 9, (1, 4, 1, 1))
+
+
 def test_unknown_parametrised_layer_is_reported():
     class Odd(nn.Module):
         def __init__(self):
@@ -139,8 +271,10 @@ def test_unknown_parametrised_layer_is_reported():
 
 # --- agreement with ptflops ---------------------------------------------------------------
 
-@pytest.mark.parametrize("build", [tvm.mobilenet_v3_small, tvm.shufflenet_v2_x0_5],
-                         ids=lambda f: f.__name__)
+
+@pytest.mark.parametrize(
+    "build", [tvm.mobilenet_v3_small, tvm.shufflenet_v2_x0_5], ids=lambda f: f.__name__
+)
 @pytest.mark.parametrize("size", [224, 156])
 def test_conv_linear_agree_with_ptflops_aten(build, size):
     model = build(num_classes=6)
@@ -150,8 +284,11 @@ def test_conv_linear_agree_with_ptflops_aten(build, size):
     assert ours == aten
 
 
-@pytest.mark.parametrize("build", [tvm.mobilenet_v3_small, tvm.shufflenet_v2_x0_5,
-                                   tvm.mnasnet0_5], ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "build",
+    [tvm.mobilenet_v3_small, tvm.shufflenet_v2_x0_5, tvm.mnasnet0_5],
+    ids=lambda f: f.__name__,
+)
 def test_every_counter_is_explained_by_our_table(build):
     cmp = compare_counters(build(num_classes=6), (3, 96, 96))
     assert cmp.matches.all(), cmp[["MACs", "predicted from our table"]]
@@ -168,6 +305,7 @@ def test_official_macs_settings():
 
 # --- the guard ----------------------------------------------------------------------------
 
+
 class DodgingConv(nn.Conv2d):
     """Planted: computes a convolution the official counter never sees."""
 
@@ -181,16 +319,28 @@ class DodgingLinear(nn.Linear):
 
 
 def test_guard_finds_planted_hook_dodgers():
-    model = nn.Sequential(DodgingConv(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 1),
-                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), DodgingLinear(8, 6))
+    model = nn.Sequential(
+        DodgingConv(3, 8, 3),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 1),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        DodgingLinear(8, 6),
+    )
     escapes = find_escapes(model)
     assert [(e.name, e.cls) for e in escapes] == [("0", "DodgingConv"), ("5", "DodgingLinear")]
     assert "F.conv2d" in escapes[0].reason and "F.linear" in escapes[1].reason
     with pytest.raises(ValueError, match="DodgingConv"):
         check_countable(model)
     # and the escape is real: the official count misses the dodging conv's MACs
-    honest = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 1),
-                           nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 6))
+    honest = nn.Sequential(
+        nn.Conv2d(3, 8, 3),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 1),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 6),
+    )
     assert official_macs(model, 16) < official_macs(honest, 16)
 
 
@@ -201,6 +351,7 @@ def test_guard_passes_torchvision_models():
 
 
 # --- latency ------------------------------------------------------------------------------
+
 
 def test_latency_reports_context_and_order():
     lat = measure_latency(nn.Conv2d(3, 4, 3), (3, 16, 16), runs=7, warmup=1, threads=1)
@@ -220,11 +371,13 @@ def test_interleaved_latency_takes_turns_and_ranks():
         def run(x):
             calls.append(name)
             return sum(torch.mm(x, x) for _ in range(work))
+
         return run
 
     x = torch.ones(64, 64)
-    df = interleaved_latency({"heavy": (model("heavy", 30), x), "light": (model("light", 1), x)},
-                             rounds=20, warmup=2)
+    df = interleaved_latency(
+        {"heavy": (model("heavy", 30), x), "light": (model("light", 1), x)}, rounds=20, warmup=2
+    )
     assert calls[:4] == ["heavy", "light", "heavy", "light"]  # turns, not blocks
     assert len(calls) == 2 * (20 + 2)
     assert list(df.model) == ["heavy", "light"] and (df.rounds == 20).all()
@@ -236,8 +389,62 @@ def test_interleaved_latency_takes_turns_and_ranks():
 
 def test_official_count_leaves_the_model_untouched_and_picklable():
     import io
+
     m = tvm.mobilenet_v3_small(num_classes=6)
     before = set(vars(m))
     official_macs(m, 64)
     assert set(vars(m)) == before
     torch.save(m, io.BytesIO())
+
+
+# --- MACs vs latency: correlation per input size ----------------------------------------
+
+
+def test_correlation_per_size_is_not_inflated_by_pooling():
+    import pandas as pd
+
+    from trashkit.complexity.study import correlation_by_size, slower_than_macs_suggest
+
+    # MACs rank the three models backwards at every size, yet pooling the sizes shows a
+    # strong positive trend (bigger inputs cost more MACs and more time)
+    rows = []
+    for size, scale in [(112, 1), (156, 3), (224, 9)]:
+        for name, macs, ms in [("a", 10, 3.0), ("b", 20, 2.0), ("c", 30, 1.0)]:
+            rows.append(
+                {
+                    "model": name,
+                    "size": size,
+                    "MACs (M)": macs * scale,
+                    "latency ms": ms * scale * 10,
+                    "lo ms": 0,
+                    "hi ms": 0,
+                }
+            )
+    df = pd.DataFrame(rows)
+    corr = correlation_by_size(df)
+    assert list(corr.index) == ["112", "156", "224", "pooled 112+156+224"]
+    assert (corr["spearman rho"].iloc[:3] == -1).all()
+    assert corr["spearman rho"].iloc[3] > 0.5
+    df["ms per 100M MACs"] = 100 * df["latency ms"] / df["MACs (M)"]
+    df["vs size median"] = df["ms per 100M MACs"] / df.groupby("size")[
+        "ms per 100M MACs"
+    ].transform("median")
+    top = slower_than_macs_suggest(df, 156, top=1)
+    assert top.model.tolist() == ["a"] and top["vs size median"].iloc[0] == 3.0
+
+
+def test_latency_study_repeats_and_ranges():
+    from trashkit.complexity.study import correlation_by_size, latency_study
+
+    df = latency_study(
+        ["squeezenet1_1", "mobilenet_v3_small w0.5", "shufflenet_v2_x0_5"],
+        sizes=(32,),
+        runs=2,
+        warmup=1,
+        repeats=2,
+        progress=False,
+    )
+    assert len(df) == 3 and df.attrs["repeats"] == 2
+    assert (df["lo ms"] <= df["latency ms"]).all() and (df["latency ms"] <= df["hi ms"]).all()
+    assert (df["vs size median"] > 0).all()
+    assert "32" in correlation_by_size(df).index

@@ -4,13 +4,25 @@ Imports nothing else of trashkit (the data layer and this one are the foundation
 """
 
 from . import formulas
+from .analytic import by_category, count_layers
 from .formulas import Cost
-from .analytic import count_layers, by_category
-from .official import official_macs, ptflops_count, flopcounter_macs, compare_counters
-from .guard import find_escapes, check_countable, Escape
+from .guard import Escape, check_countable, find_escapes
 from .latency import Latency, interleaved_latency, measure_latency
+from .official import compare_counters, flopcounter_macs, official_macs, ptflops_count
 
-__all__ = ["formulas", "Cost", "count_layers", "by_category", "official_macs",
-           "ptflops_count", "flopcounter_macs", "compare_counters", "find_escapes",
-           "check_countable", "Escape", "measure_latency", "Latency",
-           "interleaved_latency"]
+__all__ = [
+    "Cost",
+    "Escape",
+    "Latency",
+    "by_category",
+    "check_countable",
+    "compare_counters",
+    "count_layers",
+    "find_escapes",
+    "flopcounter_macs",
+    "formulas",
+    "interleaved_latency",
+    "measure_latency",
+    "official_macs",
+    "ptflops_count",
+]

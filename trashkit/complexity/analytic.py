@@ -19,20 +19,62 @@ from torch.overrides import TorchFunctionMode
 
 from . import formulas as fm
 
-ACT_MODULES = {nn.ReLU: "ReLU", nn.ReLU6: "ReLU6", nn.Hardswish: "Hardswish",
-               nn.Hardsigmoid: "Hardsigmoid", nn.SiLU: "SiLU", nn.Sigmoid: "Sigmoid",
-               nn.LeakyReLU: "LeakyReLU", nn.PReLU: "PReLU", nn.ELU: "ELU", nn.Tanh: "Tanh",
-               nn.GELU: "GELU"}
-ACT_FUNCS = {F.relu: "ReLU", F.relu6: "ReLU6", F.hardswish: "Hardswish",
-             F.hardsigmoid: "Hardsigmoid", F.silu: "SiLU", torch.sigmoid: "Sigmoid",
-             F.sigmoid: "Sigmoid", torch.relu: "ReLU", F.gelu: "GELU"}
-ADD = {torch.add, torch.Tensor.add, torch.Tensor.add_, torch.Tensor.__add__,
-       torch.Tensor.__iadd__, torch.Tensor.__radd__}
-MUL = {torch.mul, torch.Tensor.mul, torch.Tensor.mul_, torch.Tensor.__mul__,
-       torch.Tensor.__imul__, torch.Tensor.__rmul__}
+ACT_MODULES = {
+    nn.ReLU: "ReLU",
+    nn.ReLU6: "ReLU6",
+    nn.Hardswish: "Hardswish",
+    nn.Hardsigmoid: "Hardsigmoid",
+    nn.SiLU: "SiLU",
+    nn.Sigmoid: "Sigmoid",
+    nn.LeakyReLU: "LeakyReLU",
+    nn.PReLU: "PReLU",
+    nn.ELU: "ELU",
+    nn.Tanh: "Tanh",
+    nn.GELU: "GELU",
+}
+ACT_FUNCS = {
+    F.relu: "ReLU",
+    F.relu6: "ReLU6",
+    F.hardswish: "Hardswish",
+    F.hardsigmoid: "Hardsigmoid",
+    F.silu: "SiLU",
+    torch.sigmoid: "Sigmoid",
+    F.sigmoid: "Sigmoid",
+    torch.relu: "ReLU",
+    F.gelu: "GELU",
+    torch.tanh: "Tanh",
+    F.tanh: "Tanh",
+}
+ADD = {
+    torch.add,
+    torch.Tensor.add,
+    torch.Tensor.add_,
+    torch.Tensor.__add__,
+    torch.Tensor.__iadd__,
+    torch.Tensor.__radd__,
+}
+MUL = {
+    torch.mul,
+    torch.Tensor.mul,
+    torch.Tensor.mul_,
+    torch.Tensor.__mul__,
+    torch.Tensor.__imul__,
+    torch.Tensor.__rmul__,
+}
 FREE = (nn.Dropout, nn.Identity, nn.Flatten)
-COLUMNS = ["name", "type", "category", "out_shape", "params", "macs", "bias_macs", "flops",
-           "mem", "in_numel", "out_numel"]
+COLUMNS = [
+    "name",
+    "type",
+    "category",
+    "out_shape",
+    "params",
+    "macs",
+    "bias_macs",
+    "flops",
+    "mem",
+    "in_numel",
+    "out_numel",
+]
 
 
 def _shape(t) -> tuple[int, ...]:
@@ -50,9 +92,19 @@ def module_cost(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[fm.Cost
     """Price one leaf module from its actual input and output; None if we do not know it."""
     if isinstance(m, nn.Conv2d):
         _, _, h, w = x.shape
-        return fm.conv2d(m.in_channels, m.out_channels, h, w, m.kernel_size, m.stride,
-                         m.padding if isinstance(m.padding, tuple) else (0, 0),
-                         m.dilation, m.groups, m.bias is not None, x.shape[0]), "conv"
+        return fm.conv2d(
+            m.in_channels,
+            m.out_channels,
+            h,
+            w,
+            m.kernel_size,
+            m.stride,
+            m.padding if isinstance(m.padding, tuple) else (0, 0),
+            m.dilation,
+            m.groups,
+            m.bias is not None,
+            x.shape[0],
+        ), "conv"
     if isinstance(m, nn.Linear):
         batch = x.numel() // m.in_features
         return fm.linear(m.in_features, m.out_features, m.bias is not None, batch), "linear"
@@ -60,8 +112,12 @@ def module_cost(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[fm.Cost
         return fm.batchnorm(_shape(x), m.affine), "batchnorm"
     for cls, kind in ACT_MODULES.items():
         if type(m) is cls:
+            if kind == "GELU" and getattr(m, "approximate", "none") == "tanh":
+                kind = "GELU-tanh"
             return fm.activation(kind, _shape(x)), "relu-family" if "ReLU" in kind or kind in (
-                "PReLU", "ELU") else "activation"
+                "PReLU",
+                "ELU",
+            ) else "activation"
     if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
         kind = "max" if "Max" in type(m).__name__ else "avg"
         return fm.pool2d(kind, _shape(x), tuple(y.shape[-2:]), _pool_window(m, x, y)), "pool"
@@ -75,7 +131,7 @@ def module_cost(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[fm.Cost
 class _Recorder(TorchFunctionMode):
     """Catches element-wise ops, concatenation and shuffles between leaf modules."""
 
-    def __init__(self, counter: "_Counter"):
+    def __init__(self, counter: _Counter):
         super().__init__()
         self.counter = counter
 
@@ -97,13 +153,26 @@ class _Recorder(TorchFunctionMode):
                 c.add(fm.data_movement("shuffle", shape), "contiguous", "shuffle")
             elif func in ACT_FUNCS:
                 kind = ACT_FUNCS[func]
+                if kind == "GELU" and kwargs.get("approximate", "none") == "tanh":
+                    kind = "GELU-tanh"
                 c.add(fm.activation(kind, shape), kind, "activation")
-            elif func in (F.adaptive_avg_pool2d, torch.mean) and args[0].dim() == 4:
+            elif (
+                func in (F.adaptive_avg_pool2d, torch.mean, torch.Tensor.mean)
+                and args[0].dim() == 4
+            ):
                 x = args[0]
-                c.add(fm.pool2d("avg", tuple(x.shape), tuple(shape[-2:]) if out.dim() == 4
-                                else (1, 1), x.shape[-2] * x.shape[-1] //
-                                max(1, (shape[-2] * shape[-1]) if out.dim() == 4 else 1)),
-                      "mean", "pool")
+                c.add(
+                    fm.pool2d(
+                        "avg",
+                        tuple(x.shape),
+                        tuple(shape[-2:]) if out.dim() == 4 else (1, 1),
+                        x.shape[-2]
+                        * x.shape[-1]
+                        // max(1, (shape[-2] * shape[-1]) if out.dim() == 4 else 1),
+                    ),
+                    "mean",
+                    "pool",
+                )
         return out
 
 
@@ -115,13 +184,24 @@ class _Counter:
         self.unknown: list[str] = []
         self.names = {m: n for n, m in model.named_modules()}
 
-    def add(self, cost: fm.Cost, op: str, category: str, name: str | None = None,
-            in_numel: int = 0):
-        self.rows.append(dict(name=name or (self.stack[-1] if self.stack else "") + f":{op}",
-                              type=op, category=category, out_shape=cost.out_shape,
-                              params=cost.params, macs=cost.macs, bias_macs=0,
-                              flops=cost.flops, mem=cost.mem, in_numel=in_numel,
-                              out_numel=fm._numel(cost.out_shape)))
+    def add(
+        self, cost: fm.Cost, op: str, category: str, name: str | None = None, in_numel: int = 0
+    ):
+        self.rows.append(
+            {
+                "name": name or (self.stack[-1] if self.stack else "") + f":{op}",
+                "type": op,
+                "category": category,
+                "out_shape": cost.out_shape,
+                "params": cost.params,
+                "macs": cost.macs,
+                "bias_macs": 0,
+                "flops": cost.flops,
+                "mem": cost.mem,
+                "in_numel": in_numel,
+                "out_numel": fm._numel(cost.out_shape),
+            }
+        )
 
     def pre(self, m, inputs):
         self.stack.append(self.names[m])
@@ -148,8 +228,9 @@ class _Counter:
             self.rows[-1]["bias_macs"] = output.numel()
 
 
-def count_layers(model: nn.Module, input_size: tuple[int, ...] = (3, 224, 224),
-                 batch: int = 1) -> pd.DataFrame:
+def count_layers(
+    model: nn.Module, input_size: tuple[int, ...] = (3, 224, 224), batch: int = 1
+) -> pd.DataFrame:
     """One row per priced layer or op, in execution order; ``df.attrs['total']`` sums them.
 
     Columns: name, type, category (conv, linear, batchnorm, relu-family, activation, pool,
@@ -166,8 +247,11 @@ def count_layers(model: nn.Module, input_size: tuple[int, ...] = (3, 224, 224),
     model.eval()
     try:
         p = next(model.parameters(), None)
-        x = torch.zeros((batch, *input_size), dtype=p.dtype if p is not None else None,
-                        device=p.device if p is not None else None)
+        x = torch.zeros(
+            (batch, *input_size),
+            dtype=p.dtype if p is not None else None,
+            device=p.device if p is not None else None,
+        )
         with torch.no_grad(), _Recorder(counter):
             model(x)
     finally:
@@ -179,8 +263,10 @@ def count_layers(model: nn.Module, input_size: tuple[int, ...] = (3, 224, 224),
     df.attrs["total"]["params"] = sum(p.numel() for p in model.parameters())
     df.attrs["unknown"] = counter.unknown
     if counter.unknown:
-        warnings.warn(f"layers with parameters the analytic counter cannot price: "
-                      f"{counter.unknown}", stacklevel=2)
+        warnings.warn(
+            f"layers with parameters the analytic counter cannot price: {counter.unknown}",
+            stacklevel=2,
+        )
     return df
 
 

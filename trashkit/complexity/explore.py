@@ -6,12 +6,26 @@ import pandas as pd
 
 from . import formulas as fm
 
-LAYERS = ("conv", "depthwise conv", "group conv", "linear", "batchnorm", "hardswish",
-          "squeeze-excite")
+LAYERS = (
+    "conv",
+    "depthwise conv",
+    "group conv",
+    "linear",
+    "batchnorm",
+    "hardswish",
+    "squeeze-excite",
+)
 
 
-def layer_cost(layer: str, cin: int = 32, cout: int = 64, kernel: int = 3, stride: int = 1,
-               groups: int = 4, resolution: int = 56) -> fm.Cost:
+def layer_cost(
+    layer: str,
+    cin: int = 32,
+    cout: int = 64,
+    kernel: int = 3,
+    stride: int = 1,
+    groups: int = 4,
+    resolution: int = 56,
+) -> fm.Cost:
     """Cost of one layer on a ``cin x resolution x resolution`` input ('same' padding)."""
     pad = kernel // 2
     r = resolution
@@ -37,9 +51,17 @@ def static_table(resolution: int = 56, cin: int = 64, cout: int = 64) -> pd.Data
     rows = []
     for layer in LAYERS:
         c = layer_cost(layer, cin, cout, 3, 1, 4, resolution)
-        rows.append({"layer": layer, "out shape": c.out_shape, "params": c.params,
-                     "MACs": c.macs, "FLOPs": c.flops, "memory access (elements)": c.mem,
-                     "MACs per element moved": round(c.macs / max(1, c.mem), 2)})
+        rows.append(
+            {
+                "layer": layer,
+                "out shape": c.out_shape,
+                "params": c.params,
+                "MACs": c.macs,
+                "FLOPs": c.flops,
+                "memory access (elements)": c.mem,
+                "MACs per element moved": round(c.macs / max(1, c.mem), 2),
+            }
+        )
     return pd.DataFrame(rows).set_index("layer")
 
 
@@ -49,22 +71,32 @@ def explorer():
     from IPython.display import display
 
     out = w.Output()
-    ctl = dict(layer=w.Dropdown(options=LAYERS, description="layer"),
-               cin=w.IntSlider(32, 1, 512, description="in ch"),
-               cout=w.IntSlider(64, 1, 512, description="out ch"),
-               kernel=w.IntSlider(3, 1, 7, step=2, description="kernel"),
-               stride=w.IntSlider(1, 1, 2, description="stride"),
-               groups=w.IntSlider(4, 1, 32, description="groups"),
-               resolution=w.IntSlider(56, 7, 224, description="resolution"))
+    ctl = {
+        "layer": w.Dropdown(options=LAYERS, description="layer"),
+        "cin": w.IntSlider(32, 1, 512, description="in ch"),
+        "cout": w.IntSlider(64, 1, 512, description="out ch"),
+        "kernel": w.IntSlider(3, 1, 7, step=2, description="kernel"),
+        "stride": w.IntSlider(1, 1, 2, description="stride"),
+        "groups": w.IntSlider(4, 1, 32, description="groups"),
+        "resolution": w.IntSlider(56, 7, 224, description="resolution"),
+    }
 
     def show(**kw):
         out.clear_output()
         with out:
             try:
                 c = layer_cost(**kw)
-                display(pd.Series({"out shape": c.out_shape, "params": c.params,
-                                   "MACs": c.macs, "FLOPs": c.flops,
-                                   "memory access (elements)": c.mem}).to_frame("value"))
+                display(
+                    pd.Series(
+                        {
+                            "out shape": c.out_shape,
+                            "params": c.params,
+                            "MACs": c.macs,
+                            "FLOPs": c.flops,
+                            "memory access (elements)": c.mem,
+                        }
+                    ).to_frame("value")
+                )
             except ValueError as exc:
                 print(exc)
 

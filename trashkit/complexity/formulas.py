@@ -1,21 +1,32 @@
 """Hand-checkable cost formulas, one per layer type: the heart of chapter 2.
 
-Conventions (the same everywhere in trashkit):
+The counting rules (the same everywhere in trashkit; chapter 2 states them as a table):
 
-* **MACs** count multiply-accumulates. A bias adds one accumulate per output, counted as one
-  MAC, exactly as ptflops does. Element-wise multiplications (BN scale, SE scale, the x in
-  hardswish) count one MAC each; comparisons, additions and exponentials count none.
-* **FLOPs** count every arithmetic operation: a dot product of length n is n multiplications
-  plus n - 1 additions = 2n - 1 FLOPs; a bias is one more addition.
+* **FLOPs** count every elementary operation on one number: an addition, subtraction,
+  multiplication, division or comparison (``max``/``min``) is 1 FLOP, and so is one
+  evaluation of ``exp``, ``erf`` or ``tanh`` (really tens of instructions; counted once so the
+  rule stays checkable by hand). A dot product of length n is n multiplications plus n - 1
+  additions = 2n - 1 FLOPs.
+* **MACs** (multiply-accumulates) count the *multiplications*: a multiply followed by an add
+  into a running sum is one MAC, and a multiplication on its own (BN's scale, the SE scale,
+  the two multiplies of hardswish, average pooling's 1/window) is one MAC too. Additions,
+  comparisons, divisions and ``exp``/``erf``/``tanh`` count 0 MACs. One exception, taken from
+  ptflops so our numbers line up with the competition's: a convolution's or linear layer's
+  **bias** counts 1 MAC per output (and 1 FLOP).
 * **mem** (memory access cost, ShuffleNet V2's "MAC" - renamed to avoid the clash) counts
   elements read and written: inputs + parameters + outputs. For a 1x1 convolution on an
-  h x w map that is ``hw(c1 + c2) + c1 c2``. Multiply by the element size for bytes.
+  h x w map that is ``hw(c1 + c2) + c1 c2`` (:func:`mem_1x1`). Multiply by the element size
+  for bytes.
 
-Every function returns a :class:`Cost`; batch size multiplies MACs, FLOPs and activations.
+Hence FLOPs = 2 MACs - (number of dot products) for a bias-free convolution or linear layer:
+"MACs ~ FLOPs / 2" holds when the dot products are long, not for a 3x3 matrix-vector product
+(9 MACs, 15 FLOPs). Every function returns a :class:`Cost`; batch multiplies MACs, FLOPs and
+activations.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 
@@ -38,39 +49,60 @@ def _numel(shape) -> int:
     return n
 
 
-def conv_out(size: int, kernel: int, stride: int = 1, padding: int = 0,
-             dilation: int = 1) -> int:
+def _pair(v: int | tuple) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def conv_out(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
     """Output length of a convolution along one axis (PyTorch's formula)."""
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def conv2d(cin: int, cout: int, h: int, w: int, kernel: int | tuple = 3, stride: int | tuple = 1,
-           padding: int | tuple = 0, dilation: int | tuple = 1, groups: int = 1,
-           bias: bool = False, batch: int = 1) -> Cost:
+def conv2d(
+    cin: int,
+    cout: int,
+    h: int,
+    w: int,
+    kernel: int | tuple = 3,
+    stride: int | tuple = 1,
+    padding: int | tuple = 0,
+    dilation: int | tuple = 1,
+    groups: int = 1,
+    bias: bool = False,
+    batch: int = 1,
+) -> Cost:
     """Standard, depthwise (groups = cin) or group convolution.
 
     Each output element is a dot product of length ``K = cin/groups * kh * kw``:
     MACs = outputs * K (+ outputs for a bias), FLOPs = outputs * (2K - 1) (+ outputs).
     """
-    pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(pair, (kernel, stride, padding, dilation))
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(_pair, (kernel, stride, padding, dilation))
     if cin % groups or cout % groups:
         raise ValueError(f"groups={groups} must divide cin={cin} and cout={cout}")
     ho, wo = conv_out(h, kh, sh, ph, dh), conv_out(w, kw, sw, pw, dw)
     k = cin // groups * kh * kw
     outputs = batch * cout * ho * wo
     params = cout * k + (cout if bias else 0)
-    return Cost((batch, cout, ho, wo), params, outputs * k + (outputs if bias else 0),
-                outputs * (2 * k - 1) + (outputs if bias else 0),
-                batch * cin * h * w + params + outputs)
+    return Cost(
+        (batch, cout, ho, wo),
+        params,
+        outputs * k + (outputs if bias else 0),
+        outputs * (2 * k - 1) + (outputs if bias else 0),
+        batch * cin * h * w + params + outputs,
+    )
 
 
 def linear(fin: int, fout: int, bias: bool = True, batch: int = 1) -> Cost:
     """A fully connected layer: a dot product of length ``fin`` per output."""
     outputs = batch * fout
     params = fin * fout + (fout if bias else 0)
-    return Cost((batch, fout), params, outputs * fin + (outputs if bias else 0),
-                outputs * (2 * fin - 1) + (outputs if bias else 0), batch * fin + params + outputs)
+    return Cost(
+        (batch, fout),
+        params,
+        outputs * fin + (outputs if bias else 0),
+        outputs * (2 * fin - 1) + (outputs if bias else 0),
+        batch * fin + params + outputs,
+    )
 
 
 def matvec(rows: int, cols: int) -> Cost:
@@ -84,31 +116,44 @@ def dot(n: int) -> Cost:
 
 
 def batchnorm(shape: tuple[int, ...], affine: bool = True) -> Cost:
-    """Inference-time BN folds to one scale and one shift per element: 1 MAC, 2 FLOPs."""
+    """Inference-time BN folds to one scale and one shift per element, y = a*x + b:
+    1 MAC, 2 FLOPs. (ptflops, and so the official count, charges 2 MACs per element.)"""
     n = _numel(shape)
     c = shape[1]
     params = 2 * c if affine else 0
     return Cost(tuple(shape), params, n, 2 * n, 2 * n + 4 * c)
 
 
-#: (MACs per element, FLOPs per element, formula) of element-wise activations
-ACTIVATIONS = {
-    "ReLU": (0, 1, "max(x, 0): one comparison"),
-    "ReLU6": (0, 2, "min(max(x, 0), 6): two comparisons"),
-    "LeakyReLU": (1, 2, "x if x > 0 else a*x: a comparison and a multiply"),
-    "PReLU": (1, 2, "like LeakyReLU with a learned slope"),
-    "ELU": (1, 4, "a*(exp(x)-1) for x < 0"),
-    "Sigmoid": (0, 3, "1/(1+exp(-x)): exp, add, divide"),
-    "Hardsigmoid": (1, 4, "relu6(x+3)/6: add, 2 comparisons, multiply by 1/6"),
-    "Hardswish": (2, 5, "x*relu6(x+3)/6: add, 2 comparisons, 2 multiplies"),
-    "SiLU": (1, 4, "x*sigmoid(x): sigmoid (3) + 1 multiply"),
-    "Tanh": (0, 5, "counted as 5 FLOPs like exp-based functions"),
-    "GELU": (2, 8, "tanh approximation"),
+#: Element-wise activations: (formula, the operations one element costs). MACs per element =
+#: the number of "mul"; FLOPs per element = the number of operations. Both are derived from
+#: this one list, so the chapter's table and the counts cannot disagree.
+ACTIVATION_OPS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "ReLU": ("max(x, 0)", ("cmp",)),
+    "ReLU6": ("min(max(x, 0), 6)", ("cmp", "cmp")),
+    "LeakyReLU": ("x if x > 0 else a*x", ("cmp", "mul")),
+    "PReLU": ("x if x > 0 else a*x (a learned)", ("cmp", "mul")),
+    "ELU": ("x if x > 0 else a*(exp(x) - 1)", ("cmp", "exp", "sub", "mul")),
+    "Sigmoid": ("1 / (1 + exp(-x))", ("exp", "add", "div")),
+    "Hardsigmoid": ("relu6(x + 3) * (1/6)", ("add", "cmp", "cmp", "mul")),
+    "Hardswish": ("x * relu6(x + 3) * (1/6)", ("add", "cmp", "cmp", "mul", "mul")),
+    "SiLU": ("x * sigmoid(x)", ("exp", "add", "div", "mul")),
+    "Tanh": ("tanh(x)", ("tanh",)),
+    "GELU": ("x * 0.5 * (1 + erf(x * (1/sqrt 2)))", ("mul", "erf", "add", "mul", "mul")),
+    "GELU-tanh": (
+        "0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715 x^3)))",
+        ("mul", "mul", "mul", "add", "mul", "tanh", "add", "mul", "mul"),
+    ),
+}
+
+#: (MACs per element, FLOPs per element, formula) of each activation, from ACTIVATION_OPS
+ACTIVATIONS: dict[str, tuple[int, int, str]] = {
+    kind: (ops.count("mul"), len(ops), f"{how}: {', '.join(ops)}")
+    for kind, (how, ops) in ACTIVATION_OPS.items()
 }
 
 
 def activation(kind: str, shape: tuple[int, ...]) -> Cost:
-    """An element-wise non-linearity; see :data:`ACTIVATIONS` for the per-element counts."""
+    """An element-wise non-linearity; see :data:`ACTIVATION_OPS` for the per-element counts."""
     if kind not in ACTIVATIONS:
         raise KeyError(f"unknown activation {kind!r}; known: {sorted(ACTIVATIONS)}")
     m, f, how = ACTIVATIONS[kind]
@@ -116,8 +161,7 @@ def activation(kind: str, shape: tuple[int, ...]) -> Cost:
     return Cost(tuple(shape), 0, m * n, f * n, 2 * n, how)
 
 
-def pool2d(kind: str, shape: tuple[int, ...], out_hw: tuple[int, int],
-           window: int) -> Cost:
+def pool2d(kind: str, shape: tuple[int, ...], out_hw: tuple[int, int], window: int) -> Cost:
     """Max or average pooling with ``window`` inputs per output.
 
     Max: window - 1 comparisons per output, no MACs. Average: window - 1 additions and one
@@ -164,5 +208,22 @@ def squeeze_excite(c: int, squeeze: int, h: int, w: int, batch: int = 1) -> dict
 def total(costs) -> Cost:
     """Sum of several costs (out_shape of the last)."""
     costs = list(costs.values()) if isinstance(costs, dict) else list(costs)
-    return Cost(costs[-1].out_shape, sum(c.params for c in costs), sum(c.macs for c in costs),
-                sum(c.flops for c in costs), sum(c.mem for c in costs))
+    return Cost(
+        costs[-1].out_shape,
+        sum(c.params for c in costs),
+        sum(c.macs for c in costs),
+        sum(c.flops for c in costs),
+        sum(c.mem for c in costs),
+    )
+
+
+def mem_1x1(h: int, w: int, c1: int, c2: int, groups: int = 1) -> int:
+    """ShuffleNet V2's memory access cost of a 1x1 convolution, batch 1, no bias:
+    read the input (hw c1), write the output (hw c2), read the weights (c1 c2 / g)."""
+    return h * w * (c1 + c2) + c1 * c2 // groups
+
+
+def mem_lower_bound(h: int, w: int, flops: float) -> float:
+    """The paper's bound for a 1x1 conv with ``flops`` = B = hw c1 c2 multiply-adds:
+    MAC >= 2 sqrt(hw B) + B / (hw), reached when c1 = c2 (AM-GM on c1 + c2)."""
+    return 2 * math.sqrt(h * w * flops) + flops / (h * w)

@@ -13,8 +13,14 @@ from dataclasses import dataclass
 
 from torch import nn
 
-COUNTED_BASES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.ConvTranspose2d,
-                 nn.modules.batchnorm._BatchNorm)
+COUNTED_BASES = (
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.Linear,
+    nn.ConvTranspose2d,
+    nn.modules.batchnorm._BatchNorm,
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,7 @@ class Escape:
 
 def _ptflops_types() -> set[type]:
     from ptflops.pytorch_ops import MODULES_MAPPING
+
     return set(MODULES_MAPPING)
 
 
@@ -44,18 +51,35 @@ def find_escapes(model: nn.Module) -> list[Escape]:
                 src = inspect.getsource(t.forward) if "forward" in t.__dict__ else ""
             except (OSError, TypeError):
                 src = ""
-            calls = [f for f in ("F.conv2d", "F.conv1d", "F.linear", "conv2d(", "linear(")
-                     if f in src]
-            how = (f"its own forward calls {calls[0].rstrip('(')}" if calls else
-                   "a subclass ptflops does not recognise")
-            out.append(Escape(name or "<root>", t.__name__,
-                              f"subclass of nn.{base.__name__}; {how}: invisible to the "
-                              "official MACs counter"))
-        elif (not list(m.children()) and t not in known
-              and any(True for _ in m.parameters(recurse=False))):
-            out.append(Escape(name or "<root>", t.__name__,
-                              "owns parameters but is unknown to the official counter: its "
-                              "MACs would count as 0"))
+            calls = [
+                f for f in ("F.conv2d", "F.conv1d", "F.linear", "conv2d(", "linear(") if f in src
+            ]
+            how = (
+                f"its own forward calls {calls[0].rstrip('(')}"
+                if calls
+                else "a subclass ptflops does not recognise"
+            )
+            out.append(
+                Escape(
+                    name or "<root>",
+                    t.__name__,
+                    f"subclass of nn.{base.__name__}; {how}: invisible to the "
+                    "official MACs counter",
+                )
+            )
+        elif (
+            not list(m.children())
+            and t not in known
+            and any(True for _ in m.parameters(recurse=False))
+        ):
+            out.append(
+                Escape(
+                    name or "<root>",
+                    t.__name__,
+                    "owns parameters but is unknown to the official counter: its "
+                    "MACs would count as 0",
+                )
+            )
     return out
 
 
@@ -63,5 +87,7 @@ def check_countable(model: nn.Module) -> None:
     """Raise ``ValueError`` listing every escaping module (use before scoring a model)."""
     escapes = find_escapes(model)
     if escapes:
-        raise ValueError("model has layers the official MACs counter cannot see:\n  " +
-                         "\n  ".join(map(str, escapes)))
+        raise ValueError(
+            "model has layers the official MACs counter cannot see:\n  "
+            + "\n  ".join(map(str, escapes))
+        )

@@ -10,7 +10,7 @@ competition's numbers on today's ptflops.
 from __future__ import annotations
 
 import io
-from typing import Callable
+from collections.abc import Callable
 
 import pandas as pd
 import torch
@@ -21,22 +21,34 @@ from .analytic import count_layers
 RELU_FAMILY = [nn.ReLU, nn.PReLU, nn.ELU, nn.LeakyReLU, nn.ReLU6]
 
 
-def ptflops_count(model: nn.Module, input_size: tuple[int, ...], backend: str = "pytorch",
-                  count_functional: bool = False,
-                  ignore_relu: bool = True) -> tuple[int, int]:
+def ptflops_count(
+    model: nn.Module,
+    input_size: tuple[int, ...],
+    backend: str = "pytorch",
+    count_functional: bool = False,
+    ignore_relu: bool = True,
+) -> tuple[int, int]:
     """``(MACs, params)`` from ptflops with every setting explicit (batch 1)."""
     import copy
 
     from ptflops import get_model_complexity_info
+
     extra = {"count_functional": count_functional} if backend == "pytorch" else {}
     # ptflops binds helper methods onto the model it counts: count a copy, so the caller's
     # model stays picklable and untouched
     model = copy.deepcopy(model)
     was_training = model.training
     macs, params = get_model_complexity_info(
-        model, tuple(input_size), as_strings=False, print_per_layer_stat=False, verbose=False,
-        ignore_modules=list(RELU_FAMILY) if ignore_relu else [], backend=backend,
-        backend_specific_config=extra, ost=io.StringIO())
+        model,
+        tuple(input_size),
+        as_strings=False,
+        print_per_layer_stat=False,
+        verbose=False,
+        ignore_modules=list(RELU_FAMILY) if ignore_relu else [],
+        backend=backend,
+        backend_specific_config=extra,
+        ost=io.StringIO(),
+    )
     model.train(was_training)
     if macs is None:
         raise RuntimeError(f"ptflops ({backend}) could not count {type(model).__name__}")
@@ -54,6 +66,7 @@ def official_macs(model: nn.Module, input_size: tuple[int, ...] | int = 156) -> 
 def flopcounter_macs(model: nn.Module, input_size: tuple[int, ...]) -> int:
     """torch's own ``FlopCounterMode`` (counts FLOPs = 2 x MACs of matmuls and convs)."""
     from torch.utils.flop_counter import FlopCounterMode
+
     p = next(model.parameters())
     x = torch.zeros((1, *input_size), dtype=p.dtype, device=p.device)
     was_training = model.training
@@ -67,7 +80,10 @@ def flopcounter_macs(model: nn.Module, input_size: tuple[int, ...]) -> int:
 def _predictions(df: pd.DataFrame) -> dict[str, tuple[int, str]]:
     """What each counter *should* report, predicted from our per-layer table by its rules."""
     cat = df.groupby("category")
-    s = lambda col, *cats: int(sum(cat[col].sum().get(c, 0) for c in cats))  # noqa: E731
+
+    def s(col: str, *cats: str) -> int:
+        return int(sum(cat[col].sum().get(c, 0) for c in cats))
+
     convlin = s("macs", "conv", "linear")
     bias = s("bias_macs", "conv", "linear")
     bn = int((2 * df[df.category == "batchnorm"].in_numel).sum())
@@ -77,22 +93,37 @@ def _predictions(df: pd.DataFrame) -> dict[str, tuple[int, str]]:
     silu = int(df[df.type == "SiLU"].in_numel.sum())
     official = convlin + bn + pool_in
     return {
-        "analytic (ours)": (s("macs", *df.category.unique()),
-                            "every layer: conv/linear incl. bias, BN (1/elem), activations' "
-                            "multiplies, pools, SE multiply"),
+        "analytic (ours)": (
+            s("macs", *df.category.unique()),
+            (
+                "every layer: conv/linear incl. bias, BN (1/elem), activations' "
+                "multiplies, pools, SE multiply"
+            ),
+        ),
         "ptflops pytorch, no functional, ReLU ignored (OFFICIAL)": (
-            official, "conv+linear incl. bias + BN counted 2/elem + every pooling module "
-                      "counted at its INPUT size; Hardswish/Hardsigmoid/SiLU and the SE "
-                      "multiply / residual add are invisible"),
+            official,
+            (
+                "conv+linear incl. bias + BN counted 2/elem + every pooling module "
+                "counted at its INPUT size; Hardswish/Hardsigmoid/SiLU and the SE "
+                "multiply / residual add are invisible"
+            ),
+        ),
         "ptflops pytorch, no functional, ReLU counted": (
-            official + relu, "as official + 1 per ReLU/ReLU6 element"),
+            official + relu,
+            "as official + 1 per ReLU/ReLU6 element",
+        ),
         "ptflops pytorch, functional (0.7 default)": (
             official + 2 * relu + pool_fn + silu,
-            "module hooks AND F.* patches both fire: every ReLU counted twice, every "
-            "pooling module twice, SiLU once via F.silu; Hardswish still invisible, and "
-            "no SE multiply or residual add (x * s is Tensor.__mul__, not patched)"),
-        "ptflops aten": (convlin, "only aten.convolution / addmm / mm: conv+linear incl. "
-                                  "bias, nothing else"),
+            (
+                "module hooks AND F.* patches both fire: every ReLU counted twice, every "
+                "pooling module twice, SiLU once via F.silu; Hardswish still invisible, and "
+                "no SE multiply or residual add (x * s is Tensor.__mul__, not patched)"
+            ),
+        ),
+        "ptflops aten": (
+            convlin,
+            ("only aten.convolution / addmm / mm: conv+linear incl. bias, nothing else"),
+        ),
         "torch FlopCounterMode / 2": (convlin - bias, "conv+linear matmuls only, no bias"),
     }
 
@@ -108,12 +139,15 @@ def compare_counters(model: nn.Module, input_size: tuple[int, ...]) -> pd.DataFr
     pred = _predictions(df)
     runs: dict[str, Callable[[], int]] = {
         "analytic (ours)": lambda: df.attrs["total"]["macs"],
-        "ptflops pytorch, no functional, ReLU ignored (OFFICIAL)":
-            lambda: ptflops_count(model, input_size, "pytorch", False, True)[0],
-        "ptflops pytorch, no functional, ReLU counted":
-            lambda: ptflops_count(model, input_size, "pytorch", False, False)[0],
-        "ptflops pytorch, functional (0.7 default)":
-            lambda: ptflops_count(model, input_size, "pytorch", True, False)[0],
+        "ptflops pytorch, no functional, ReLU ignored (OFFICIAL)": lambda: ptflops_count(
+            model, input_size, "pytorch", False, True
+        )[0],
+        "ptflops pytorch, no functional, ReLU counted": lambda: ptflops_count(
+            model, input_size, "pytorch", False, False
+        )[0],
+        "ptflops pytorch, functional (0.7 default)": lambda: ptflops_count(
+            model, input_size, "pytorch", True, False
+        )[0],
         "ptflops aten": lambda: ptflops_count(model, input_size, "aten", False, False)[0],
         "torch FlopCounterMode / 2": lambda: flopcounter_macs(model, input_size),
     }
@@ -121,6 +155,13 @@ def compare_counters(model: nn.Module, input_size: tuple[int, ...]) -> pd.DataFr
     for name, run in runs.items():
         got = run()
         expect, why = pred[name]
-        rows.append({"counter": name, "MACs": got, "predicted from our table": expect,
-                     "matches": got == expect, "explanation": why})
+        rows.append(
+            {
+                "counter": name,
+                "MACs": got,
+                "predicted from our table": expect,
+                "matches": got == expect,
+                "explanation": why,
+            }
+        )
     return pd.DataFrame(rows).set_index("counter")

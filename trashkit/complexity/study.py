@@ -1,8 +1,21 @@
-"""MACs versus measured latency over many models: where the two disagree is the lesson."""
+"""MACs versus measured latency over many models: where the two disagree is the lesson.
+
+Two traps this module is built to avoid, both explained in chapter 2:
+
+* **Pooling input sizes inflates the correlation.** Every model gets slower *and* costs more
+  MACs as the input grows, so a scatter over several sizes at once shows a strong trend even
+  when MACs rank the models badly at any one size. The honest question ("at the size I will
+  deploy, does the model with fewer MACs run faster?") is answered by the rank correlation
+  **per input size**: :func:`correlation_by_size`.
+* **One timing is one sample of a noisy machine.** The study times every model ``repeats``
+  times, in turn (drift on a shared machine then hits every model alike), and reports the
+  median of the repetitions' medians with their range.
+"""
 
 from __future__ import annotations
 
-from typing import Callable
+import statistics
+from collections.abc import Callable
 
 import pandas as pd
 from torch import nn
@@ -14,6 +27,7 @@ from .official import official_macs
 def zoo() -> dict[str, Callable[[], nn.Module]]:
     """torchvision's small models plus width variants (6 classes, random weights)."""
     from torchvision import models as tvm
+
     return {
         "mobilenet_v3_small": lambda: tvm.mobilenet_v3_small(num_classes=6),
         "mobilenet_v3_small w0.5": lambda: tvm.mobilenet_v3_small(num_classes=6, width_mult=0.5),
@@ -29,41 +43,138 @@ def zoo() -> dict[str, Callable[[], nn.Module]]:
     }
 
 
-def latency_study(names: list[str] | None = None, sizes: tuple[int, ...] = (112, 156, 224),
-                  runs: int = 30, warmup: int = 5, threads: int | None = None,
-                  device: str = "cpu", progress: bool = True) -> pd.DataFrame:
-    """Official MACs, parameters and batch-1 latency of every (model, input size) pair."""
-    from scipy.stats import spearmanr
+def _time_size(
+    models: dict[str, nn.Module],
+    size: int,
+    repeats: int,
+    runs: int,
+    warmup: int,
+    threads: int | None,
+    device: str,
+) -> tuple[dict[str, list[float]], object]:
+    """Median ms of ``runs`` timed calls, ``repeats`` times per model, models taking turns."""
+    medians: dict[str, list[float]] = {name: [] for name in models}
+    lat = None
+    for _ in range(repeats):
+        for name, model in models.items():
+            lat = measure_latency(
+                model, (3, size, size), runs=runs, warmup=warmup, threads=threads, device=device
+            )
+            medians[name].append(lat.median_ms)
+    return medians, lat
+
+
+def latency_study(
+    names: list[str] | None = None,
+    sizes: tuple[int, ...] = (112, 156, 224),
+    runs: int = 30,
+    warmup: int = 5,
+    repeats: int = 3,
+    threads: int | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Official MACs, parameters and batch-1 latency of every (model, input size) pair.
+
+    ``latency ms`` is the median over ``repeats`` repetitions of the median of ``runs`` timed
+    calls; ``lo ms`` / ``hi ms`` are the smallest and largest repetition. ``ms per 100M
+    MACs`` is the price of a MAC for that model, and ``vs size median`` divides it by the
+    median price at the same size: 2.0 means the model runs twice as slowly as its MACs
+    suggest, compared with the typical model of the zoo at that size.
+    """
     from tqdm.auto import tqdm
 
     builders = zoo()
     names = names or list(builders)
     rows = []
-    jobs = [(n, s) for n in names for s in sizes]
-    for name, size in tqdm(jobs, desc="latency study", disable=not progress):
-        model = builders[name]().eval()
-        lat = measure_latency(model, (3, size, size), runs=runs, warmup=warmup,
-                              threads=threads, device=device)
-        rows.append({"model": name, "size": size, "MACs (M)": official_macs(model, size) / 1e6,
-                     "params (M)": sum(p.numel() for p in model.parameters()) / 1e6,
-                     "latency ms": lat.median_ms, "p90 ms": lat.p90_ms})
+    lat = None
+    for size in tqdm(sizes, desc="latency study", disable=not progress):
+        models = {n: builders[n]().eval() for n in names}
+        medians, lat = _time_size(models, size, repeats, runs, warmup, threads, device)
+        for name, model in models.items():
+            rows.append(
+                {
+                    "model": name,
+                    "size": size,
+                    "MACs (M)": official_macs(model, size) / 1e6,
+                    "params (M)": sum(p.numel() for p in model.parameters()) / 1e6,
+                    "latency ms": statistics.median(medians[name]),
+                    "lo ms": min(medians[name]),
+                    "hi ms": max(medians[name]),
+                }
+            )
     df = pd.DataFrame(rows)
-    rho, p = spearmanr(df["MACs (M)"], df["latency ms"])
     df["ms per 100M MACs"] = 100 * df["latency ms"] / df["MACs (M)"]
-    df.attrs.update(spearman=float(rho), p_value=float(p), device=lat.device,
-                    threads=lat.threads, torch=lat.torch, runs=runs)
+    df["vs size median"] = df["ms per 100M MACs"] / df.groupby("size")[
+        "ms per 100M MACs"
+    ].transform("median")
+    df.attrs.update(
+        device=lat.device, threads=lat.threads, torch=lat.torch, runs=runs, repeats=repeats
+    )
     return df
 
 
+def correlation_by_size(df: pd.DataFrame) -> pd.DataFrame:
+    """Spearman's rank correlation of MACs and latency at each input size, then pooled.
+
+    The pooled row mixes sizes, so it measures mostly "bigger inputs are slower" and comes out
+    higher than any single size: report the per-size rows, quote the pooled one only as the
+    trap it is (there is no pooled row for a single size).
+    """
+    from scipy.stats import spearmanr
+
+    rows = []
+    for size, g in df.groupby("size"):
+        rho, p = spearmanr(g["MACs (M)"], g["latency ms"])
+        rows.append(
+            {"sizes": str(size), "models": len(g), "spearman rho": float(rho), "p value": float(p)}
+        )
+    if df["size"].nunique() > 1:
+        rho, p = spearmanr(df["MACs (M)"], df["latency ms"])
+        rows.append(
+            {
+                "sizes": "pooled " + "+".join(map(str, sorted(df["size"].unique()))),
+                "models": len(df),
+                "spearman rho": float(rho),
+                "p value": float(p),
+            }
+        )
+    return pd.DataFrame(rows).set_index("sizes")
+
+
+def slower_than_macs_suggest(df: pd.DataFrame, size: int, top: int = 3) -> pd.DataFrame:
+    """The ``top`` models whose MACs are the most expensive at ``size``, with their numbers."""
+    g = df[df["size"] == size].sort_values("vs size median", ascending=False)
+    return g.head(top)[
+        ["model", "MACs (M)", "latency ms", "lo ms", "hi ms", "ms per 100M MACs", "vs size median"]
+    ]
+
+
 def plot_study(df: pd.DataFrame):
-    """Log-log scatter of MACs against latency, one colour per model family."""
+    """Log-log scatter of MACs against latency, one panel per input size (rho in the title)."""
     import matplotlib.pyplot as plt
     import seaborn as sns
-    fig, ax = plt.subplots(figsize=(8, 5))
-    sns.scatterplot(df, x="MACs (M)", y="latency ms", hue="model", style="size", s=70, ax=ax)
-    ax.set(xscale="log", yscale="log",
-           title=f"MACs vs. batch-1 latency ({df.attrs['device']}, {df.attrs['threads']} "
-                 f"threads): Spearman rho = {df.attrs['spearman']:.2f}")
-    ax.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
+
+    corr = correlation_by_size(df)
+    sizes = sorted(df["size"].unique())
+    fig, axes = plt.subplots(
+        1, len(sizes), figsize=(4.2 * len(sizes) + 2.5, 4.2), squeeze=False, sharey=True
+    )
+    for ax, size in zip(axes[0], sizes, strict=True):
+        g = df[df["size"] == size]
+        sns.scatterplot(
+            g, x="MACs (M)", y="latency ms", hue="model", s=60, ax=ax, legend=ax is axes[0][-1]
+        )
+        ax.vlines(g["MACs (M)"], g["lo ms"], g["hi ms"], color="grey", lw=1)
+        ax.set(
+            xscale="log",
+            yscale="log",
+            title=f"{size}px: Spearman rho = {corr.loc[str(size), 'spearman rho']:.2f}",
+        )
+    axes[0][-1].legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
+    fig.suptitle(
+        f"MACs vs. batch-1 latency ({df.attrs['device']}, {df.attrs['threads']} "
+        f"threads, median of {df.attrs['repeats']} x {df.attrs['runs']} runs)"
+    )
     fig.tight_layout()
     return fig
