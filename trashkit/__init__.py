@@ -9,8 +9,10 @@ checks this, with the contract in pyproject.toml; modules on one line are indepe
     scoring                        both competition scores, submission, leaderboard (ch. 5)
     train                          the recipe, split by concept: config, losses, callbacks,
                                    setup, loop, report, distributed (ch. 4)
-    checkpoint | metrics |         one checkpoint type (plain data, safe to load) | one
-      embeddings | eda             prediction path and macro-F1 | metric learning | ch. 1 figures
+    embeddings | eda               metric learning: embeddings, nearest-neighbour prediction |
+                                   chapter-1 figures
+    checkpoint | metrics           one checkpoint type (plain data, safe to load) | one
+                                   prediction path and macro-F1 for every chapter
     models                         families, the YAML backbone table, the ArcFace head
     data | complexity              files -> crops -> cache -> splits -> augmented batches |
                                    analytic counter, official MACs, latency, guidelines
