@@ -16,7 +16,6 @@ import os
 import platform
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+import json
 import sys
 from pathlib import Path
 
@@ -28,7 +30,7 @@ def demo(run_name: str = "demo", kernel: str = "python3", params: dict | None = 
         chapter_dir = run / nb.stem
         print(f"running {nb.name} -> {out}")
         pm.execute_notebook(str(nb), str(out), kernel_name=kernel, cwd=str(nb.parent),
-                            parameters={"output_dir": str(chapter_dir), "interactive": False,
+                            parameters={"output_dir": str(chapter_dir),
                                         **(params or {}).get(nb.stem, {})})
     print(f"\ndone. Executed notebooks and their figures/tables are in {run}")
     print("open them with:  .venv/bin/jupyter lab " + str(run))
@@ -42,6 +44,45 @@ DEMO_PARAMS = {"02_flops_macs": {"study_runs": 10},
                "05_score": {"latency_runs": 30},
                "06_automl": {"n_trials": 6, "epochs": 1},
                "07_compress": {"train_epochs": 3, "finetune_epochs": 1, "latency_runs": 30}}
+
+
+def key_values(items: list[str], fields: set[str], what: str) -> dict:
+    """``key=value`` command-line pairs; values parse as JSON where they can (numbers,
+    true/false, null, lists), else stay strings. An unknown key is an error naming it."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in fields:
+            close = difflib.get_close_matches(key, sorted(fields), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SystemExit(f"trashkit: unknown {what} parameter {key!r}{hint}; "
+                             f"valid: {sorted(fields)}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _train(args) -> int:
+    """``python -m trashkit train`` (and ``torchrun ... -m trashkit train``)."""
+    import dataclasses
+
+    import torch.distributed as dist
+
+    from .train import TrainConfig, train
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    given = key_values(args.set, fields, "training")
+    try:
+        metrics = train(given if args.resume else TrainConfig.from_dict(given),
+                        args.output_dir, resume=args.resume)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if "val_macro_f1" in metrics:
+        print(f"validation macro-F1 {metrics['val_macro_f1']:.4f}, {metrics['macs']:,} MACs, "
+              f"run folder {metrics['run_dir']}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,21 +108,22 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--output-dir", required=True)
     sp.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="SearchConfig fields, e.g. n_trials=20 epochs=3 storage=postgresql://...")
+    tr = sub.add_parser("train", help="train one run (also under torchrun: one process per "
+                        "GPU/CPU share, DistributedDataParallel)")
+    tr.add_argument("--output-dir", default=None,
+                    help="the run folder (required under torchrun; default: a fresh one)")
+    tr.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="TrainConfig fields, e.g. data=path model=mbv3_reduced epochs=200")
+    tr.add_argument("--resume", action="store_true",
+                    help="continue the run in --output-dir from its last.pt")
     args = ap.parse_args(argv)
+    if args.cmd == "train":
+        return _train(args)
     if args.cmd == "search":
         import dataclasses
-        import json as _json
         from .search import SearchConfig, run_search, finished
-        fields = {f.name for f in dataclasses.fields(SearchConfig)}
-        kwargs = {}
-        for item in args.set:
-            key, _, value = item.partition("=")
-            if key not in fields:
-                ap.error(f"unknown search parameter {key!r}; valid: {sorted(fields)}")
-            try:
-                kwargs[key] = _json.loads(value)
-            except _json.JSONDecodeError:
-                kwargs[key] = value
+        kwargs = key_values(args.set, {f.name for f in dataclasses.fields(SearchConfig)},
+                            "search")
         study = run_search(SearchConfig(**kwargs), args.output_dir)
         print(f"study {study.study_name}: {len(finished(study))} finished trials")
         return 0

@@ -17,7 +17,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd

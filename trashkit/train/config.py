@@ -13,7 +13,8 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 LOSSES = ("ce", "label_smoothing", "class_weights", "focal", "arcface")
 AMP_MODES = ("auto", "fp16", "bf16", "off")
@@ -75,7 +76,7 @@ class TrainConfig:
                 setattr(self, name, str(getattr(self, name)))
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         """Build from a dict; a misspelled key is an error that suggests the right one."""
         names = [f.name for f in dataclasses.fields(cls)]
         for key in d:
@@ -88,7 +89,7 @@ class TrainConfig:
         return cfg
 
     @classmethod
-    def load(cls, path: str | Path) -> "TrainConfig":
+    def load(cls, path: str | Path) -> TrainConfig:
         """A run's ``config.json``."""
         return cls.from_dict(json.loads(Path(path).read_text()))
 
