@@ -92,13 +92,14 @@ def test_onnx_and_int8_agree_with_float(tmp_path):
 
 
 def test_arcface_logits_for_a_known_embedding():
-    head = ArcFaceNet(nn.Sequential(nn.Flatten(), nn.Linear(4, 3)), num_classes=2,
+    head = ArcFaceNet(nn.Sequential(nn.Flatten(), nn.Linear(2, 3)), num_classes=2,
                       embedding=2, scale=10.0)
+    head.embed = nn.Identity()  # the embedding is the 2-d input itself (then normalised)
     head.eval()
     with torch.no_grad():
         head.centres.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 5.0]]))
-    e = F.normalize(torch.tensor([[3.0, 4.0]]), dim=1)  # cos to centre 0 = 0.6, to 1 = 0.8
-    logits = head.scale * head.centres(e) / head.centres.weight.norm(dim=1)
+    # the model's own forward: embedding (3, 4) / 5, cos to centre 0 = 0.6, to 1 = 0.8
+    logits = head(torch.tensor([[3.0, 4.0]]))
     assert torch.allclose(logits, torch.tensor([[6.0, 8.0]]))
     # the margin makes the true class harder: loss with margin > loss without
     loss_m = ArcFaceLoss(margin=0.3, scale=10.0)(logits, torch.tensor([0]))

@@ -67,7 +67,7 @@ def make_loss(name: str, train_labels: np.ndarray, n: int, label_smoothing: floa
         return nn.CrossEntropyLoss(weight=class_weights(train_labels, n))
     if name == "arcface":
         from ..models.arcface import ArcFaceLoss
-        return ArcFaceLoss()
+        return ArcFaceLoss(num_classes=n)  # the scale build_model gives an n-class head
     if name == "focal":
         return FocalLoss(focal_gamma)
     raise ValueError(f"unknown loss {name!r}")

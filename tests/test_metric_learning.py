@@ -1,0 +1,234 @@
+"""Metric learning (issue 14): the ArcFace head by hand, the three predictors, a new class,
+the search indexes, training through the Python API, and chapter 8 headless."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from conftest import tiny_config
+from trashkit import embeddings as em
+from trashkit.models import build_model
+from trashkit.models.arcface import ArcFaceLoss, ArcFaceNet, default_scale, margin_logits
+
+
+def toy_head(scale: float = 10.0) -> ArcFaceNet:
+    """A 2-class ArcFace head whose embedding is its 2-d input, centres (2, 0) and (0, 5)."""
+    net = ArcFaceNet(
+        nn.Sequential(nn.Flatten(), nn.Linear(2, 3)), num_classes=2, embedding=2, scale=scale
+    )
+    net.embed = nn.Identity()  # the embedding is the input itself (then normalised)
+    with torch.no_grad():
+        net.centres.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 5.0]]))
+    return net.eval()
+
+
+def test_arcface_logits_of_a_known_embedding_by_hand():
+    net = toy_head(scale=10.0)
+    x = torch.tensor([[3.0, 4.0]])  # unit embedding (0.6, 0.8)
+    logits = net(x)  # the model's own forward
+    assert torch.allclose(logits, torch.tensor([[6.0, 8.0]]), atol=1e-6)
+    m = 0.3
+    theta = math.acos(0.6)
+    by_hand = -math.log(
+        math.exp(10 * math.cos(theta + m)) / (math.exp(10 * math.cos(theta + m)) + math.exp(8.0))
+    )
+    loss = ArcFaceLoss(margin=m, scale=10.0)(logits, torch.tensor([0]))
+    assert loss.item() == pytest.approx(by_hand, rel=1e-5)
+    assert loss.item() > F.cross_entropy(logits, torch.tensor([0])).item()
+    net.train()  # same outputs in train mode (no margin there)
+    assert torch.allclose(net(x), logits)
+
+
+def test_the_margin_touches_only_the_true_class():
+    cos = torch.tensor([[0.6, 0.8, -0.2], [0.1, 0.2, 0.9]])
+    target = torch.tensor([0, 2])
+    out = margin_logits(cos, target, 0.2, 4.0)
+    changed = ~torch.isclose(out, 4.0 * cos)
+    assert changed.tolist() == [[True, False, False], [False, False, True]]
+    assert out[0, 0].item() == pytest.approx(4 * math.cos(math.acos(0.6) + 0.2), rel=1e-6)
+    # past theta + m = pi the fallback keeps the logit monotone (lower for a worse angle)
+    far = margin_logits(torch.tensor([[-0.999, 0.0]]), torch.tensor([0]), 0.2, 1.0)
+    assert far[0, 0].item() == pytest.approx(-0.999 - 0.2 * math.sin(0.2), rel=1e-6)
+
+
+def test_default_scale_is_adacos_fixed_and_loss_refuses_a_larger_network_scale():
+    assert default_scale(6) == pytest.approx(math.sqrt(2) * math.log(5))
+    net = build_model("arcface:tiny", 4)
+    assert net.scale == pytest.approx(default_scale(4))
+    with pytest.raises(ValueError, match="scale"):
+        ArcFaceLoss(scale=2.0)(torch.tensor([[5.0, 0.0]]), torch.tensor([0]))
+    with pytest.raises(ValueError, match="one class index"):
+        ArcFaceLoss()(torch.zeros(2, 6), torch.full((2, 6), 1 / 6))
+
+
+def test_three_predictors_on_a_tiny_model():
+    net = toy_head()
+    # training embeddings: class 0 near the x axis, class 1 near the y axis, plus one class-1
+    # image lying close to the x axis (what the k-NN vote with k = 1 picks up)
+    train = em.Embedded(
+        F.normalize(
+            torch.tensor(
+                [[1.0, 0.1], [1.0, -0.1], [1.0, 0.3], [0.2, 1.0], [-0.2, 1.0], [1.0, 0.55]]
+            ),
+            dim=1,
+        ),
+        np.array([0, 0, 0, 1, 1, 1]),
+    )
+    test = em.Embedded(F.normalize(torch.tensor([[1.0, 0.5], [0.1, 1.0]]), dim=1), np.array([0, 1]))
+    p = em.three_predictors(net, train, test, 2, k=3)
+    assert p["nearest learned centre"].tolist() == [0, 1]  # 26.6 deg from (1, 0)
+    means = em.class_means(train, 2)
+    expected = (test.vectors @ means.T).argmax(1).tolist()
+    assert p["nearest class mean"].tolist() == expected
+    assert p["3 nearest neighbours"].tolist() == [0, 1]
+    assert em.knn_predict(test, train, 1, 2).tolist() == [1, 1]  # its nearest is class 1
+
+
+def test_embed_gives_unit_vectors_that_do_not_depend_on_the_batch():
+    net = build_model("arcface:tiny").train()  # embed() must switch to eval mode itself
+    x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    together = em.embed(net, [(x, [0, 1, 2, 3])])
+    alone = em.embed(net, [(x[:1], [0])])
+    assert together.vectors.shape == (4, 512) and together.labels.tolist() == [0, 1, 2, 3]
+    assert torch.allclose(together.vectors.norm(dim=1), torch.ones(4), atol=1e-5)
+    assert torch.allclose(alone.vectors[0], together.vectors[0], atol=1e-5)
+
+
+def test_adding_a_class_changes_predictions_only_near_it():
+    g = torch.Generator().manual_seed(0)
+    centres = F.normalize(torch.randn(5, 16, generator=g), dim=1)
+    queries = F.normalize(torch.randn(400, 16, generator=g), dim=1)
+    new_images = F.normalize(
+        torch.randn(1, 16, generator=g) + 0.1 * torch.randn(8, 16, generator=g), dim=1
+    )
+    before = em.nearest_centre(queries, centres)
+    grown = em.add_class(centres, new_images)
+    after = em.nearest_centre(queries, grown)
+    assert torch.allclose(grown[:5], centres)  # no old centre moved
+    changed = before != after
+    near_new = ((queries @ grown[5]) > (queries @ centres.T).max(1).values).numpy()
+    assert changed.tolist() == near_new.tolist() and changed.any() and not changed.all()
+    assert (after[changed] == 5).all()
+
+
+def test_the_search_indexes_agree_with_brute_force():
+    g = torch.Generator().manual_seed(1)
+    bank = F.normalize(torch.randn(300, 32, generator=g), dim=1)
+    q = F.normalize(torch.randn(20, 32, generator=g), dim=1)
+    _, exact = em.make_index(bank, "torch").search(q, 5)
+    for kind in ("faiss-flat", "sklearn"):
+        sims, ids = em.make_index(bank, kind).search(q, 5)
+        assert (ids == exact).all(), kind
+        assert torch.allclose(sims, (q @ bank.T).gather(1, ids), atol=1e-5), kind
+    _, approx = em.make_index(bank, "faiss-hnsw").search(q, 5)
+    assert em.recall_at_k(approx.numpy(), exact.numpy()) > 0.9
+    r = em.search_latency("torch", 100, dim=32, queries=5)
+    assert r["recall_at_k"] == 1.0 and r["macs_per_query"] == 3200 and r["median_ms"] > 0
+    with pytest.raises(ValueError, match="unknown index"):
+        em.make_index(bank, "annoy")
+
+
+def test_gallery_net_counts_the_search_as_macs():
+    from trashkit.complexity import official_macs
+
+    net = build_model("arcface:tiny")
+    bank = F.normalize(torch.randn(100, 512), dim=1)
+    gallery = em.GalleryNet(net, bank)
+    x = torch.zeros(1, 3, 32, 32)
+    net.eval()
+    assert torch.allclose(gallery(x), net.embedding(x) @ bank.T, atol=1e-5)
+    backbone_and_centres = official_macs(net, 32)
+    assert official_macs(gallery, 32) - backbone_and_centres == 100 * 512 - 6 * 512
+
+
+def test_new_class_scores_and_finetuned_head():
+    s = em.new_class_scores(np.array([0, 1, 2, 2, 1]), np.array([0, 1, 2, 2, 2]), 2)
+    assert s["new_recall"] == pytest.approx(2 / 3) and s["new_precision"] == 1.0
+    assert s["others_macro_f1"] == pytest.approx((1.0 + 2 / 3) / 2)
+    head = nn.Linear(4, 2)
+    feats = torch.cat([torch.randn(20, 4) + 3 * torch.eye(4)[k] for k in (0, 1, 2)])
+    labels = np.repeat([0, 1, 2], 20)
+    new = em.finetune_head(head, feats, labels, 3, steps=200, lr=0.05)
+    assert new.out_features == 3 and (new(feats).argmax(1).numpy() == labels).mean() > 0.9
+
+
+def test_arcface_trains_from_the_python_api_and_chapter_4_parameters(
+    tmp_path, tiny_crops, isolated_home
+):
+    from trashkit.checkpoint import load_checkpoint
+    from trashkit.train import TrainConfig, train
+
+    # chapter 4 passes these parameters (label_smoothing stays at its default: unused here)
+    cfg = TrainConfig.from_dict(
+        tiny_config(tiny_crops, model="arcface:tiny", loss="arcface", epochs=2)
+    )
+    metrics = train(cfg, tmp_path / "arc", progress=False)
+    assert 0.0 <= metrics["val_macro_f1"] <= 1.0
+    net = load_checkpoint(tmp_path / "arc" / "best.pt").build_model()
+    assert isinstance(net, ArcFaceNet) and net.scale == pytest.approx(default_scale(6))
+    with pytest.raises(ValueError, match="mixup"):
+        TrainConfig.from_dict(
+            tiny_config(tiny_crops, model="arcface:tiny", loss="arcface", mixup=0.2)
+        )
+
+
+def test_folder_without_class_links_every_other_class(tmp_path, tiny_crops):
+    out = em.folder_without_class(tiny_crops, "Metal", tmp_path / "without")
+    for split in ("train", "val"):
+        names = sorted(p.name for p in (out / split).iterdir())
+        assert "Metal" not in names and len(names) == 5
+        assert all((out / split / n).is_symlink() for n in names)
+    with pytest.raises(ValueError, match="no class folder"):
+        em.folder_without_class(tiny_crops, "Glass", tmp_path / "x")
+
+
+@pytest.mark.slow
+def test_chapter_8_runs_headless_on_the_default(tmp_path, tiny_home):
+    from test_notebooks import _text, execute
+
+    nb = execute(
+        "08_metric_learning.ipynb",
+        tmp_path,
+        tiny_home,
+        quick=True,
+        output_dir=str(tmp_path / "run"),
+    )
+    text = _text(nb, rich=True)
+    assert "SYNTHETIC" in text and "nearest class mean" in text
+    assert (tmp_path / "run" / "embedding_space.png").is_file()
+
+
+def test_chapter_8_checks_accept_the_answers_and_name_the_mistakes():
+    from trashkit.exercises import ExerciseError, ch08
+
+    ch08.check_arcface_logit(lambda c, s, m: s * math.cos(math.acos(c) + m))
+    with pytest.raises(ExerciseError, match="CosFace"):
+        ch08.check_arcface_logit(lambda c, s, m: s * (c - m))
+    with pytest.raises(ExerciseError, match="without the scale"):
+        ch08.check_arcface_logit(lambda c, s, m: math.cos(math.acos(c) + m))
+
+    def right(vectors, labels, queries, n):
+        sums = torch.zeros(n, vectors.shape[1]).index_add_(0, torch.as_tensor(labels), vectors)
+        return (queries @ F.normalize(sums, dim=1).T).argmax(1).numpy()
+
+    def unnormalised(vectors, labels, queries, n):
+        means = torch.stack([vectors[torch.as_tensor(labels) == j].mean(0) for j in range(n)])
+        return (queries @ means.T).argmax(1).numpy()
+
+    ch08.check_nearest_class_mean(right)
+    with pytest.raises(ExerciseError, match="un-normalised"):
+        ch08.check_nearest_class_mean(unnormalised)
+    measured = {"loss_without": 0.37, "loss_with": 1.13, "prediction_changed": False}
+    ch08.check_margin_prediction("up", False, measured)
+    with pytest.raises(ExerciseError, match="only inside ArcFaceLoss"):
+        ch08.check_margin_prediction("up", True, measured)
+    cost = {"n_small": 500, "n_large": 5000, "dim": 512, "macs_ratio": 10.0, "time_ratio": 4.0}
+    assert "fixed costs" in ch08.check_search_cost(10, 4, cost)
+    with pytest.raises(ExerciseError, match="n x d MACs"):
+        ch08.check_search_cost(100, 4, cost)

@@ -1,0 +1,377 @@
+"""Embeddings and nearest-neighbour prediction: what a metric-learning head is for.
+
+An ArcFace network (:class:`trashkit.models.arcface.ArcFaceNet`) maps an image to a unit
+vector, its *embedding*. Three ways to turn embeddings into a class, all compared in
+chapter 8 on the same test images:
+
+* **nearest learned centre** - the head's own class centres (what ``model(x).argmax`` does);
+* **nearest class mean** - the mean training embedding of each class, re-normalised: no
+  learned head at all, so a class can be added by embedding a few of its images;
+* **k nearest neighbours** - cosine to every stored training embedding, majority vote of the
+  ``k`` most similar (the competition solution talk's method): it keeps all ``n x d`` stored
+  vectors and searches them for every image, which costs time in a live service.
+
+The search itself is a matrix product (brute force, exact) or an index from a library
+(:func:`make_index`: faiss' exact ``IndexFlatIP`` or its approximate HNSW graph,
+scikit-learn's ``NearestNeighbors``). This module sits beside :mod:`trashkit.metrics`: it uses
+the data and models layers only, never training, scoring, search or compression.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import normalize_batch
+from .metrics import macro_f1
+
+
+@dataclass
+class Embedded:
+    """Unit-length embeddings (``n x d`` float32) and their labels (``-1`` where unknown)."""
+
+    vectors: torch.Tensor
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, mask: np.ndarray) -> Embedded:
+        """The rows where ``mask`` holds (a boolean array or row indices)."""
+        idx = torch.as_tensor(np.flatnonzero(mask) if np.asarray(mask).dtype == bool else mask)
+        return Embedded(self.vectors[idx], self.labels[idx.numpy()])
+
+    def __add__(self, other: Embedded) -> Embedded:
+        return Embedded(
+            torch.cat([self.vectors, other.vectors]), np.concatenate([self.labels, other.labels])
+        )
+
+
+@torch.no_grad()
+def embed(model: nn.Module, batches: Iterable, device: str | torch.device = "cpu") -> Embedded:
+    """Embed every uint8 batch ``(x, y)`` with ``model.embedding`` in eval mode.
+
+    Why eval mode: the embedding's BatchNorm must use its running statistics, so that an
+    image's vector does not depend on which other images share its batch.
+    """
+    model.eval()
+    vectors, labels = [], []
+    for x, y in batches:
+        e = model.embedding(normalize_batch(x.to(device)))
+        vectors.append(F.normalize(e.float(), dim=1).cpu())
+        labels.append(np.full(len(x), -1) if y is None else np.asarray(y))
+    if not vectors:
+        return Embedded(torch.zeros(0, 0), np.zeros(0, np.int64))
+    return Embedded(torch.cat(vectors), np.concatenate(labels).astype(np.int64))
+
+
+def learned_centres(model: nn.Module) -> torch.Tensor:
+    """The head's class centres as unit vectors (``C x d``)."""
+    return F.normalize(model.centres.weight.detach().float().cpu(), dim=1)
+
+
+def class_means(train: Embedded, n_classes: int) -> torch.Tensor:
+    """The re-normalised mean embedding of each class (``C x d``); a class with no
+    embedding gets a zero row, which no image is ever nearest to by a positive cosine."""
+    d = train.vectors.shape[1]
+    sums = torch.zeros(n_classes, d).index_add_(0, torch.as_tensor(train.labels), train.vectors)
+    return F.normalize(sums, dim=1)
+
+
+def nearest_centre(queries: Embedded | torch.Tensor, centres: torch.Tensor) -> np.ndarray:
+    """The class whose centre has the largest cosine with each query."""
+    q = queries.vectors if isinstance(queries, Embedded) else queries
+    return (q @ centres.T).argmax(1).numpy()
+
+
+def vote(
+    sims: torch.Tensor, ids: torch.Tensor, bank_labels: np.ndarray, n_classes: int
+) -> np.ndarray:
+    """Majority vote of the neighbours' labels; a tie goes to the class whose neighbours
+    have the larger summed cosine.
+
+    Why the tie-break: with an even ``k``, or several classes among the neighbours, counts
+    often tie; the class whose neighbours are closer is the better guess, and the answer
+    never depends on the order the index returned them in.
+    """
+    labels = torch.as_tensor(bank_labels)[ids]  # (n, k)
+    counts = F.one_hot(labels, n_classes).sum(1)  # (n, C)
+    closeness = torch.zeros(counts.shape).scatter_add_(1, labels, sims.float())
+    leaders = counts == counts.max(1, keepdim=True).values
+    return torch.where(leaders, closeness, float("-inf")).argmax(1).numpy()
+
+
+class TorchIndex:
+    """Exact cosine search by brute force: one ``queries @ bank.T`` product, then top-k.
+
+    It is a ``Linear`` layer with one output per stored image: ``n x d`` MACs per query.
+    """
+
+    name = "torch brute force (exact)"
+
+    def __init__(self, bank: torch.Tensor):
+        self.bank = bank.contiguous()
+
+    def search(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        sims = queries @ self.bank.T
+        return sims.topk(min(k, self.bank.shape[0]), dim=1)
+
+
+class FaissIndex:
+    """faiss (Meta's similarity-search library): exact ``IndexFlatIP`` (inner product =
+    cosine for unit vectors) or the approximate HNSW graph ``IndexHNSWFlat``."""
+
+    def __init__(
+        self, bank: torch.Tensor, kind: str = "flat", hnsw_m: int = 32, ef_search: int = 64
+    ):
+        import faiss
+
+        x = np.ascontiguousarray(bank.numpy(), dtype=np.float32)
+        if kind == "flat":
+            self.index, self.name = faiss.IndexFlatIP(x.shape[1]), "faiss IndexFlatIP (exact)"
+        else:
+            self.index = faiss.IndexHNSWFlat(x.shape[1], hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            self.index.hnsw.efSearch = ef_search
+            self.name = f"faiss HNSW (M={hnsw_m}, efSearch={ef_search}, approximate)"
+        self.index.add(x)
+
+    def search(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        sims, ids = self.index.search(np.ascontiguousarray(queries.numpy(), np.float32), k)
+        return torch.from_numpy(sims), torch.from_numpy(ids).long()
+
+
+class SklearnIndex:
+    """scikit-learn's ``NearestNeighbors`` with the cosine metric (brute force: its trees do
+    not help in 512 dimensions)."""
+
+    name = "scikit-learn NearestNeighbors (brute, cosine)"
+
+    def __init__(self, bank: torch.Tensor):
+        from sklearn.neighbors import NearestNeighbors
+
+        self.nn = NearestNeighbors(metric="cosine", algorithm="brute").fit(bank.numpy())
+        self.size = bank.shape[0]
+
+    def search(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        dist, ids = self.nn.kneighbors(queries.numpy(), n_neighbors=min(k, self.size))
+        return torch.from_numpy(1 - dist).float(), torch.from_numpy(ids).long()
+
+
+INDEXES = {
+    "torch": TorchIndex,
+    "faiss-flat": lambda b: FaissIndex(b, "flat"),
+    "faiss-hnsw": lambda b: FaissIndex(b, "hnsw"),
+    "sklearn": SklearnIndex,
+}
+
+
+def make_index(bank: torch.Tensor, kind: str = "torch"):
+    """A search index over the unit vectors ``bank`` (see :data:`INDEXES`)."""
+    if kind not in INDEXES:
+        raise ValueError(f"unknown index {kind!r}: use one of {sorted(INDEXES)}")
+    return INDEXES[kind](bank.float())
+
+
+def knn_predict(
+    queries: Embedded | torch.Tensor, bank: Embedded, k: int, n_classes: int, index=None
+) -> np.ndarray:
+    """The majority class of the ``k`` stored embeddings most similar (by cosine) to each
+    query; ``index`` defaults to the exact brute-force search over ``bank``."""
+    q = queries.vectors if isinstance(queries, Embedded) else queries
+    index = index if index is not None else TorchIndex(bank.vectors)
+    sims, ids = index.search(q, k)
+    return vote(sims, ids, bank.labels, n_classes)
+
+
+class GalleryNet(nn.Module):
+    """An embedding network plus the stored embeddings as one ``Linear`` (no bias): its
+    output is the cosine to every stored image, so top-k of it *is* the k-NN search, and
+    the official MACs counter sees the search's ``n x d`` multiply-accumulates."""
+
+    def __init__(self, model: nn.Module, bank: torch.Tensor):
+        super().__init__()
+        self.model = model
+        self.gallery = nn.Linear(bank.shape[1], bank.shape[0], bias=False)
+        with torch.no_grad():
+            self.gallery.weight.copy_(bank)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gallery(self.model.embedding(x))
+
+
+def three_predictors(
+    model: nn.Module, train: Embedded, test: Embedded, n_classes: int, k: int = 5
+) -> dict[str, np.ndarray]:
+    """Predictions of the three rules of the module docstring on the same test images."""
+    return {
+        "nearest learned centre": nearest_centre(test, learned_centres(model)),
+        "nearest class mean": nearest_centre(test, class_means(train, n_classes)),
+        f"{k} nearest neighbours": knn_predict(test, train, k, n_classes),
+    }
+
+
+def add_class(centres: torch.Tensor, new: Embedded | torch.Tensor) -> torch.Tensor:
+    """Centres with one more row: the re-normalised mean of the new class's embeddings.
+
+    This is the whole "training" of a new class for a nearest-centre classifier: embed a
+    few of its images, average. No other centre moves, so only images whose embedding is
+    now closer to the new centre than to their old one change their prediction.
+    """
+    v = new.vectors if isinstance(new, Embedded) else new
+    return torch.cat([centres, F.normalize(v.mean(0, keepdim=True), dim=1)])
+
+
+def search_latency(
+    kind: str, n_stored: int, dim: int = 512, k: int = 5, queries: int = 200, seed: int = 0
+) -> dict:
+    """Median / p90 milliseconds to find the ``k`` nearest of one query (batch 1) among
+    ``n_stored`` random unit vectors, the index's build time, and its recall@k against the
+    exact search (1.0 for the exact kinds).
+
+    Random vectors are enough to time the exact searches (their cost does not depend on the
+    values); for an approximate index they are the hard case (no clusters to exploit), so
+    its recall here is a floor.
+    """
+    g = torch.Generator().manual_seed(seed)
+    bank = F.normalize(torch.randn(n_stored, dim, generator=g), dim=1)
+    q = F.normalize(torch.randn(queries, dim, generator=g), dim=1)
+    make_index(bank[:2], kind)  # imports the library outside the timed build
+    t0 = time.perf_counter()
+    index = make_index(bank, kind)
+    build = time.perf_counter() - t0
+    for i in range(min(10, queries)):  # warm-up
+        index.search(q[i : i + 1], k)
+    times, found = [], []
+    with torch.inference_mode():
+        for i in range(queries):
+            t = time.perf_counter()
+            _, ids = index.search(q[i : i + 1], k)
+            times.append(time.perf_counter() - t)
+            found.append(ids[0].numpy())
+        exact = (q @ bank.T).topk(min(k, n_stored), dim=1).indices.numpy()
+    ms = 1000 * np.asarray(times)
+    return {
+        "index": kind,
+        "name": index.name,
+        "n_stored": n_stored,
+        "dim": dim,
+        "median_ms": float(np.median(ms)),
+        "p90_ms": float(np.percentile(ms, 90)),
+        "build_s": build,
+        "recall_at_k": recall_at_k(np.stack(found), exact),
+        "macs_per_query": n_stored * dim,
+    }
+
+
+def recall_at_k(approx: np.ndarray, exact: np.ndarray) -> float:
+    """Share of the exact ``k`` nearest neighbours an approximate search also returned."""
+    hits = [len(set(a.tolist()) & set(e.tolist())) for a, e in zip(approx, exact)]
+    return float(sum(hits) / max(1, exact.size))
+
+
+# --- a new class without retraining ----------------------------------------------------------
+
+
+def folder_without_class(data: str | Path, holdout: str, dest: str | Path) -> Path:
+    """An image folder (or competition layout) like ``data`` without class ``holdout``, made
+    of links to ``data``'s class folders: nothing is copied, the held-out images stay unseen.
+    """
+    data, dest = Path(data), Path(dest)
+    splits = [d for d in ("train", "val") if (data / d).is_dir()] or [""]
+    for split in splits:
+        classes = sorted(p for p in (data / split).iterdir() if p.is_dir())
+        if holdout not in [c.name for c in classes]:
+            raise ValueError(
+                f"{data / split} has no class folder {holdout!r}: {[c.name for c in classes]}"
+            )
+        (dest / split).mkdir(parents=True, exist_ok=True)
+        for c in classes:
+            link = dest / split / c.name
+            if c.name != holdout and not link.exists():
+                os.symlink(c.resolve(), link, target_is_directory=True)
+    return dest
+
+
+def new_class_scores(pred: np.ndarray, true: np.ndarray, new_label: int) -> dict:
+    """The new class's recall and precision, and the old classes' macro-F1 (labels below
+    ``new_label``), on the same predictions.
+
+    Why both: a new class is only useful if it is found (recall) *and* if it does not steal
+    images of the classes that worked before (their F1 falls when it does).
+    """
+    from sklearn.metrics import f1_score
+
+    pred, true = np.asarray(pred), np.asarray(true)
+    is_new, said_new = true == new_label, pred == new_label
+    return {
+        "new_recall": float((pred[is_new] == new_label).mean()) if is_new.any() else 0.0,
+        "new_precision": float(is_new[said_new].mean()) if said_new.any() else 0.0,
+        "others_macro_f1": float(
+            f1_score(true, pred, labels=list(range(new_label)), average="macro", zero_division=0)
+        ),
+    }
+
+
+@torch.no_grad()
+def penultimate(
+    model: nn.Module, batches: Iterable, device: str | torch.device = "cpu"
+) -> tuple[torch.Tensor, np.ndarray]:
+    """The inputs of a softmax network's last ``Linear`` (its features) and the labels."""
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    store: list[torch.Tensor] = []
+    hook = last.register_forward_hook(lambda m, inp, out: store.append(inp[0].detach().cpu()))
+    model.eval()
+    labels = []
+    try:
+        for x, y in batches:
+            model(normalize_batch(x.to(device)))
+            labels.append(np.asarray(y))
+    finally:
+        hook.remove()
+    return torch.cat(store), np.concatenate(labels).astype(np.int64)
+
+
+def finetune_head(
+    head: nn.Linear,
+    features: torch.Tensor,
+    labels: np.ndarray,
+    n_classes: int,
+    steps: int = 300,
+    lr: float = 0.01,
+    seed: int = 0,
+) -> nn.Linear:
+    """The softmax way to add a class: a head with one more output, started from the old
+    rows (the new row at zero), trained on frozen features of the old training images plus
+    the new class's few images, each class weighted by its inverse frequency (so k images
+    of the new class weigh as much as a whole old class). Full-batch Adam, ``steps`` steps.
+    """
+    torch.manual_seed(seed)
+    new = nn.Linear(head.in_features, n_classes)
+    with torch.no_grad():
+        new.weight.zero_()
+        new.bias.zero_()
+        new.weight[: head.out_features] = head.weight
+        if head.bias is not None:
+            new.bias[: head.out_features] = head.bias
+    y = torch.as_tensor(labels)
+    counts = torch.bincount(y, minlength=n_classes).clamp(min=1).float()
+    weight = len(y) / (n_classes * counts)
+    opt = torch.optim.Adam(new.parameters(), lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        F.cross_entropy(new(features), y, weight=weight).backward()
+        opt.step()
+    return new.eval()
+
+
+def macro_f1_of(pred: np.ndarray, true: np.ndarray, n_classes: int) -> float:
+    """Macro-F1 (the project's one definition, :func:`trashkit.metrics.macro_f1`)."""
+    return macro_f1(true, pred, n_classes)
