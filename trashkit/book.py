@@ -69,10 +69,18 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 QUICK_PARAMS = {
     "02_flops_macs": {"quick": True, "resolution": 96},
     "03_shufflenetv2_guidelines": {"quick": True},
-    "04_train": {"epochs": 2, "model": "tiny", "image_size": 64},
+    "04_train": {"epochs": 2, "model": "tiny", "image_size": 64, "ablation_epochs": 1},
     "05_score": {"latency_runs": 3},
     "06_automl": {"n_trials": 3, "epochs": 1, "image_sizes": [32], "budget": 20_000_000},
-    "07_compress": {"train_epochs": 1, "finetune_epochs": 1, "student": "tiny", "latency_runs": 3},
+    "07_compress": {
+        "train_epochs": 1,
+        "finetune_epochs": 1,
+        "student": "tiny",
+        "latency_runs": 3,
+        "scan_ratios": [0.6, 0.3],
+        "scan_epochs": 1,
+    },
+    "08_metric_learning": {"quick": True},
 }
 
 
