@@ -128,7 +128,7 @@ def comparison_table(runs: dict) -> pd.DataFrame:
                 **{f"seed {i}": round(v, 4) for i, v in enumerate(f1)},
                 "test macro-F1": mean_sd(f1),
                 "val macro-F1": mean_sd([r["val_f1"] for r in runs[name]]),
-                "MACs": f"{runs[name][0]['macs']:,}",
+                "MACs": f"{int(runs[name][0]['macs']):,}",
                 "training s": round(statistics.fmean(r["train_seconds"] for r in runs[name])),
             }
         )

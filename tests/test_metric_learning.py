@@ -178,7 +178,7 @@ def test_arcface_trains_from_the_python_api_and_chapter_4_parameters(
         )
 
 
-def test_folder_without_class_links_every_other_class(tmp_path, tiny_crops):
+def test_folder_without_class_links_every_other_class(tmp_path, tiny_crops, isolated_home):
     out = em.folder_without_class(tiny_crops, "Metal", tmp_path / "without")
     for split in ("train", "val"):
         names = sorted(p.name for p in (out / split).iterdir())
@@ -186,6 +186,10 @@ def test_folder_without_class_links_every_other_class(tmp_path, tiny_crops):
         assert all((out / split / n).is_symlink() for n in names)
     with pytest.raises(ValueError, match="no class folder"):
         em.folder_without_class(tiny_crops, "Glass", tmp_path / "x")
+    # the default place is fixed per (source, class): the cache always sees the same links
+    assert em.folder_without_class(tiny_crops, "Metal") == em.folder_without_class(
+        tiny_crops, "Metal"
+    )
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ the data and models layers only, never training, scoring, search or compression.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from torch import nn
 
 from .data import normalize_batch
 from .metrics import macro_f1
+from .paths import data_dir
 
 
 @dataclass
@@ -280,11 +282,19 @@ def recall_at_k(approx: np.ndarray, exact: np.ndarray) -> float:
 # --- a new class without retraining ----------------------------------------------------------
 
 
-def folder_without_class(data: str | Path, holdout: str, dest: str | Path) -> Path:
+def folder_without_class(data: str | Path, holdout: str, dest: str | Path | None = None) -> Path:
     """An image folder (or competition layout) like ``data`` without class ``holdout``, made
     of links to ``data``'s class folders: nothing is copied, the held-out images stay unseen.
+
+    ``dest`` None: one fixed folder per (source, class) under the data folder, reused by every
+    run. Why: the image cache is keyed by the files' real paths, so two link folders to the
+    same images share one cache, and it must see the same link paths each time.
     """
-    data, dest = Path(data), Path(dest)
+    data = Path(data)
+    if dest is None:
+        tag = hashlib.sha1(str(data.resolve()).encode()).hexdigest()[:8]
+        dest = data_dir() / "without-class" / f"{data.name}-{tag}-{holdout}"
+    dest = Path(dest)
     splits = [d for d in ("train", "val") if (data / d).is_dir()] or [""]
     for split in splits:
         classes = sorted(p for p in (data / split).iterdir() if p.is_dir())

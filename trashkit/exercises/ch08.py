@@ -144,8 +144,9 @@ def check_search_cost(macs_factor: float, latency_factor: float, measured: dict)
         "(Python, dispatch, top-k), not by the multiply-accumulates"
         if ratio < 7
         else "time grew about as fast as MACs, or faster: the stored vectors "
-        f"({measured['n_large'] * measured['dim'] * 4 / 1e6:.0f} MB of float32) no longer "
-        "fit the CPU's fast caches, so every query streams them from memory"
+        f"({measured['n_large'] * measured['dim'] * 4 / 1e6:.0f} MB of float32) outgrow a "
+        "core's private caches (typically 0.5-2 MB), so every query streams them from a "
+        "slower level of memory"
     )
     return ok(
         f"MACs x{measured['macs_ratio']:.0f} as predicted; your time factor "
