@@ -45,20 +45,32 @@ def folder_name(row: str) -> str:
         "".join(ch if ch.isalnum() else "-" for ch in row).strip("-").lower()
 
 
+def row_params(row: str, data: str, root: Path, seed: int) -> dict:
+    """A row's training parameters for one split (the distilled row names its teacher)."""
+    params = {**BASE, "data": data, **ROWS[row]}
+    if "teacher" in ROWS[row]:  # one teacher per split, trained on that split's images
+        params["teacher"] = ROWS[row]["teacher"].format(root=root, seed=seed)
+    return params
+
+
 def run(root: Path, rows: list[str], data: str, seeds: list[int]) -> pd.DataFrame:
+    """Train every (row, seed) still missing, one row after the other."""
+    for row in rows:
+        print(f"\n== {row}: {json.dumps(ROWS[row])}", flush=True)
+        for s in seeds:
+            run_row(folder_name(row), row_params(row, data, root, s), root, [s])
+    return report(root, rows, seeds)
+
+
+def report(root: Path, rows: list[str], seeds: list[int]) -> pd.DataFrame:
+    """The table of every row whose seeds have all finished (written to ablation.json)."""
     summaries = []
     for row in rows:
-        params = {**BASE, "data": data, **ROWS[row]}
-        print(f"\n== {row}: {json.dumps(ROWS[row])}", flush=True)
-        if "teacher" in ROWS[row]:  # one teacher per split, trained on that split's images
-            results = [run_row(folder_name(row), {**params, "teacher": ROWS[row]["teacher"]
-                                                  .format(root=root, seed=s)}, root, [s])[0]
-                       for s in seeds]
-        else:
-            results = run_row(folder_name(row), params, root, seeds)
-        summaries.append(summary_row(row, results))
-        table = pd.DataFrame(summaries).set_index("row")
-        write_json(root / "ablation.json", table.reset_index().to_dict("records"))
+        files = [root / folder_name(row) / f"seed{s}" / "test_scores.json" for s in seeds]
+        if all(f.is_file() for f in files):
+            summaries.append(summary_row(row, [json.loads(f.read_text()) for f in files]))
+    table = pd.DataFrame(summaries).set_index("row")
+    write_json(root / "ablation.json", table.reset_index().to_dict("records"))
     return table
 
 
@@ -69,16 +81,27 @@ def main() -> None:
                     metavar="ROW")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--resume", default=None, metavar="RUN_DIR")
+    ap.add_argument("--report", action="store_true",
+                    help="with --resume: print the table of finished rows, train nothing")
+    ap.add_argument("--only-seeds", type=int, nargs="+", default=None,
+                    help="with --resume: train only these split seeds (one process per seed "
+                         "uses both cores better on a busy machine)")
     args = ap.parse_args()
     if args.resume:
         root = Path(args.resume)
         spec = json.loads((root / "benchmark.json").read_text())
+        if args.only_seeds:
+            spec["seeds"] = args.only_seeds
     else:
         root = new_run_dir("ablation")
         spec = {"rows": args.rows, "data": str(Path(args.data).resolve()), "seeds": args.seeds}
         write_json(root / "benchmark.json", spec)
     print(describe(root), flush=True)
-    table = run(root, spec["rows"], spec["data"], spec["seeds"])
+    if args.report:
+        table = report(root, spec["rows"], json.loads((root / "benchmark.json").read_text())[
+            "seeds"])
+    else:
+        table = run(root, spec["rows"], spec["data"], spec["seeds"])
     cols = ["seeds", "test macro-F1 (best by val)", "test macro-F1 (last epoch)", "val macro-F1",
             "MACs", "training s"]
     print("\n" + table[cols].to_markdown())
