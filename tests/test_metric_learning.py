@@ -172,6 +172,8 @@ def test_arcface_trains_from_the_python_api_and_chapter_4_parameters(
     assert 0.0 <= metrics["val_macro_f1"] <= 1.0
     net = load_checkpoint(tmp_path / "arc" / "best.pt").build_model()
     assert isinstance(net, ArcFaceNet) and net.scale == pytest.approx(default_scale(6))
+    with pytest.raises(ValueError, match="needs an ArcFace model"):
+        TrainConfig.from_dict(tiny_config(tiny_crops, model="tiny", loss="arcface"))
     with pytest.raises(ValueError, match="mixup"):
         TrainConfig.from_dict(
             tiny_config(tiny_crops, model="arcface:tiny", loss="arcface", mixup=0.2)

@@ -151,18 +151,3 @@ class ArcFaceLoss(nn.Module):
                 "loss's; build both with the same scale"
             )
         return F.cross_entropy(margin_logits(cos, target, self.margin, self.s), target)
-
-
-@torch.no_grad()
-def class_centres(model: ArcFaceNet, loader, device="cpu") -> torch.Tensor:
-    """Mean normalised embedding per class over a loader of normalised batches."""
-    sums, counts = None, None
-    model.eval()
-    for x, y in loader:
-        e = model.embedding(x.to(device))
-        if sums is None:
-            n = model.centres.out_features
-            sums, counts = torch.zeros(n, e.shape[1]), torch.zeros(n)
-        sums.index_add_(0, y.cpu(), e.cpu())
-        counts.index_add_(0, y.cpu(), torch.ones(len(y)))
-    return F.normalize(sums / counts.clamp(min=1)[:, None], dim=1)

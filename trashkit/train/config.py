@@ -107,6 +107,10 @@ class TrainConfig:
         if self.loss == "arcface" and (self.mixup or self.cutmix):
             raise ValueError("training parameter loss='arcface' cannot be combined with mixup/"
                              "cutmix (the margin needs one true class per image)")
+        if self.loss == "arcface" and not self.model.startswith("arcface:"):
+            raise ValueError(f"training parameter loss='arcface' needs an ArcFace model "
+                             f"('arcface:{self.model}'), got model={self.model!r}: the loss "
+                             "reads the network's outputs as scaled cosines")
         if self.val_fraction + self.test_fraction >= 1:
             raise ValueError(f"training parameters val_fraction + test_fraction = "
                              f"{self.val_fraction + self.test_fraction} must stay below 1")
