@@ -108,3 +108,19 @@ def test_normalize_and_cutout():
     zeros = (out == 0).all(dim=1).sum(dim=(1, 2))
     assert (zeros > 0).all() and (zeros <= 5 * 5 + 1).all()  # one <= 5x5 square per image
     assert torch.equal(cutout(n.clone(), 0.0), n)
+
+
+def test_two_link_folders_to_the_same_images_each_get_their_own_paths(tmp_path):
+    """A second folder of symbolic links to the same photos must not be served the first
+    folder's paths (prepare_split looks its own paths up in the cache)."""
+    root = _folder(tmp_path, 6)
+    for name in ("links_a", "links_b"):
+        for cls in ("A", "B"):
+            (tmp_path / name / cls).mkdir(parents=True)
+            for f in (root / cls).iterdir():
+                os.symlink(f, tmp_path / name / cls / f.name)
+    caches = [build_cache(scan_image_folder(tmp_path / name).samples, 16, tmp_path / "cache",
+                          progress=False) for name in ("links_a", "links_b")]
+    for name, cache in zip(("links_a", "links_b"), caches):
+        assert all(f"/{name}/" in p for p in cache.paths)
+    assert np.array_equal(caches[0].images, caches[1].images)

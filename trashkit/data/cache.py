@@ -51,6 +51,9 @@ class ImageCache:
 def cache_key(samples: Sequence[Sample], size: int) -> str:
     """Fingerprint of the file list (path, bytes, mtime) and the output size.
 
+    Two folders of symbolic links to the same photos get two caches: the cache returns the
+    paths it was built from, and each folder's split must find its own paths there.
+
     A file that vanished since the scan enters the key as missing instead of raising, so a
     dangling link or a deleted file never stops training here (the build reports it).
     """
@@ -61,7 +64,9 @@ def cache_key(samples: Sequence[Sample], size: int) -> str:
             stamp = f"{st.st_size}|{st.st_mtime_ns}"
         except FileNotFoundError:
             stamp = "missing"
-        h.update(f"|{Path(s.path).resolve()}|{stamp}|{s.label}".encode())
+        # the path as scanned (the cache hands these back) and the file it leads to
+        h.update(f"|{Path(s.path).absolute()}|{Path(s.path).resolve()}|{stamp}|{s.label}"
+                 .encode())
     return h.hexdigest()[:16]
 
 
