@@ -32,7 +32,7 @@ SPLIT_SEEDS = (0, 1, 2)
 RECOMMENDED = dict(model="mobilenetv3:width=0.75,depth=0.5", image_size=128, batch_size=64,
                    lr=0.1, loss="label_smoothing", randaugment_n=2, randaugment_m=9,
                    cutout=0.25, seed=42)
-RECIPES = {"quick": dict(epochs=30), "full": dict(epochs=150)}
+RECIPES = {"quick": dict(epochs=100), "full": dict(epochs=300)}
 
 
 def run_one(params: dict, folder: Path) -> dict:
