@@ -112,3 +112,86 @@ def test_arcface_logits_for_a_known_embedding():
     net = build_model("arcface:tiny")
     assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 6)
     assert official_macs(net, 32) > official_macs(build_model("tiny"), 32)
+
+
+def test_affine_int8_round_trip_matches_onnx_runtime():
+    import numpy as np
+    from onnxruntime.quantization.quant_utils import compute_scale_zp
+
+    from trashkit.compress.quant import affine_params, dequantize, quantize, round_trip
+    rt = round_trip([-0.51, 0.0, 0.1234, 2.04])  # chapter 7's toy, by hand: s 0.01, z 51
+    assert rt["zero_point"] == 51 and rt["scale"] == pytest.approx(0.01)
+    assert rt["q"].tolist() == [0, 51, 63, 255]
+    assert rt["max_error"] == pytest.approx(0.0034) and rt["max_error"] <= rt["scale"] / 2
+    for lo, hi in [(-0.51, 2.04), (0.5, 2.55), (-1.0, -0.2), (-3.0, 1.0)]:
+        zp, sc = compute_scale_zp(np.array(lo, np.float32), np.array(hi, np.float32),
+                                  np.array(0, np.uint8), np.array(255, np.uint8))
+        scale, zero = affine_params(lo, hi)
+        assert zero == int(zp) and scale == pytest.approx(float(sc), rel=1e-6)
+    x = np.random.default_rng(0).normal(size=1000)
+    s, z = affine_params(x.min(), x.max())
+    assert np.abs(dequantize(quantize(x, s, z), s, z) - x).max() <= s / 2 + 1e-12
+
+
+def test_tucker2_macs_formula_equals_the_counter():
+    from trashkit.compress.decompose import decompose_conv, ranks, tucker2_macs
+    conv = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+    assert ranks(conv, 0.5) == (4, 4)
+    assert tucker2_macs(8, 8, 3, 4, 4, 4, 4) == 3328 == official_macs(decompose_conv(conv, 0.5),
+                                                                       (8, 4, 4))
+    strided = nn.Conv2d(16, 32, 3, stride=2, padding=1, bias=False)  # first 1x1 on the input grid
+    low = decompose_conv(strided, 0.5)
+    assert official_macs(low, (16, 8, 8)) == tucker2_macs(16, 32, 3, 8, 16, 8, 8, stride=2)
+    assert decompose_conv(nn.Conv2d(4, 4, 3, padding=1), 1.0) is None  # full rank: no saving
+
+
+def test_prune_channels_cuts_the_coupled_slices():
+    from trashkit.compress.prune import filter_norms, prune_channels
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
+                        nn.Conv2d(4, 2, 1, bias=False)).eval()
+    with torch.no_grad():
+        net[1].bias.uniform_(-0.5, 0.5)
+    drop = sorted(torch.argsort(filter_norms(net[0]))[:2].tolist())
+    small = prune_channels(net, net[0], drop, input_size=(3, 4, 4))
+    assert [m.out_channels for m in small if isinstance(m, nn.Conv2d)] == [2, 2]
+    assert small[1].num_features == 2 and small[3].in_channels == 2
+    x = torch.randn(3, 3, 4, 4)
+    with torch.no_grad():
+        w = net[3].weight.clone()
+        w[:, drop] = 0
+        assert torch.allclose(small(x), F.conv2d(net[2](net[1](net[0](x))), w), atol=1e-6)
+    assert official_macs(net, (3, 4, 4)) == 1984 and official_macs(small, (3, 4, 4)) == 992
+    assert net[0].out_channels == 4  # the original is untouched
+
+
+@pytest.mark.slow
+def test_sensitivity_scan_and_the_fair_baseline(trained_run, tmp_path, isolated_home):
+    from trashkit.compress import pipeline as cp
+    run_dir, _ = trained_run
+    ctx = cp.Study(run_dir / "best.pt", tmp_path)
+    scan = cp.sensitivity_scan(ctx, [0.4, 0.7], epochs=1)
+    assert list(scan.target) == [1.0, 0.7, 0.4]  # the original first, then largest to smallest
+    assert (scan["kept MACs"] <= scan.target + 1e-9).all()
+    assert scan.MACs.is_monotonic_decreasing and scan.MACs.iloc[0] == official_macs(ctx.model, 48)
+    assert scan[["F1 pruned", "F1 fine-tuned"]].apply(lambda c: c.between(0, 1)).all().all()
+    assert (tmp_path / "scan_040_ft" / "best.pt").is_file()
+    import json
+    cfg = json.loads((tmp_path / "scan_040_ft" / "config.json").read_text())
+    assert cfg["init_from"] == str(tmp_path / "scan_040.pt") and cfg["epochs"] == 1
+    base = cp.continued(ctx, 1)
+    cfg = json.loads((tmp_path / "original_continued" / "config.json").read_text())
+    assert cfg["init_from"] == str(run_dir / "best.pt") and cfg["lr"] == 0.02
+    assert base.name == "original + same extra epochs"
+    again = cp.continued(ctx, 1)  # a finished run is read back, not trained again
+    assert torch.equal(next(iter(again.model.state_dict().values())),
+                       next(iter(base.model.state_dict().values())))
+
+
+def test_chapter_of_reads_the_folder_names_the_chapters_give():
+    from trashkit.compress.report import chapter_of
+    assert chapter_of("20261125-101500-train") == "4 (training)"
+    assert chapter_of("demo/04_train") == "4 (training)"
+    assert chapter_of("demo/06_automl/trial_0003/run") == "6 (search trial)"
+    assert chapter_of("20261125-101500-compress/student_kd") == "7 (compression)"
+    assert chapter_of("somewhere/else") == "other"

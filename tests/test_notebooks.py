@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import nbformat
-import pandas as pd
 import pytest
 
 from conftest import REPO
@@ -53,56 +51,6 @@ def _text(nb, rich: bool = False) -> str:
 
 #: what DataLoader workers forked again inside a Jupyter kernel used to print (issue 10.14)
 WORKER_NOISE = ("can only test a child process", "is killed by signal", "Traceback")
-
-
-@pytest.mark.slow
-def test_train_and_score_chapters(tmp_path, tiny_home, capfd):
-    nb = execute("04_train.ipynb", tmp_path, tiny_home, output_dir=str(tmp_path / "train"),
-                 epochs=3, model="tiny", image_size=64)
-    assert "val_macro_f1" in _text(nb)
-    seen = _text(nb, rich=True) + "".join(capfd.readouterr())  # the notebook and stderr
-    for noise in WORKER_NOISE:
-        assert noise not in seen, f"training in a kernel printed {noise!r}"
-    metrics = json.loads((tmp_path / "train" / "metrics.json").read_text())
-    assert metrics["epochs"] == 3 and metrics["input_size"] == 64 and metrics["macs"] > 0
-    execute("05_score.ipynb", tmp_path, tiny_home, checkpoint=str(tmp_path / "train" / "best.pt"),
-            output_dir=str(tmp_path / "score"), latency_runs=3, interactive=False)
-    scores = json.loads((tmp_path / "score" / "scores.json").read_text())
-    for key in ("f1", "macs", "params", "latency_ms", "submit_time_s", "score_macs",
-                "score_time"):
-        assert scores[key] is not None, key
-    assert (tmp_path / "score" / "submission.csv").is_file()
-    assert (tmp_path / "score" / "leaderboard.csv").is_file()
-
-
-@pytest.mark.slow
-def test_automl_chapter_smoke(tmp_path, tiny_home):
-    nb = execute("06_automl.ipynb", tmp_path, tiny_home, output_dir=str(tmp_path / "run"),
-                 n_trials=3, epochs=1, image_sizes=[32], budget=20_000_000)
-    trials = pd.read_csv(tmp_path / "run" / "trials.csv")
-    assert len(trials) == 3
-    assert (trials.state == "COMPLETE").any()  # at 32 px everything fits 20M MACs
-    shown = _text(nb, rich=True)
-    assert "MACs %" in shown and "config(s) to" in shown  # the chosen trial, line by line
-    assert list((tmp_path / "run" / "exported").glob("trial_*.yaml"))
-    assert (tmp_path / "run" / "space_macs.png").is_file()
-
-
-@pytest.mark.slow
-def test_compress_chapter_smoke(tmp_path, tiny_home, isolated_home):
-    # a tiny original first, then every technique for one epoch each
-    from trashkit.train import train
-    train({"model": "tiny", "image_size": 48, "epochs": 1, "batch_size": 32},
-          tmp_path / "orig", progress=False)
-    execute("07_compress.ipynb", tmp_path, tiny_home, output_dir=str(tmp_path / "run"),
-            checkpoint=str(tmp_path / "orig" / "best.pt"), train_epochs=1, finetune_epochs=1,
-            student="tiny", latency_runs=3)
-    table = pd.read_csv(tmp_path / "run" / "variants.csv").set_index("variant")
-    assert {"original", "pruned", "decomposed", "ONNX Runtime fp32", "ONNX Runtime int8",
-            "ArcFace head"} <= set(table.index)
-    assert pd.isna(table.loc["ONNX Runtime int8", "MACs"])
-    assert "not countable" in table.loc["ONNX Runtime int8", "note"]
-    assert table.loc["pruned", "MACs"] <= 0.6 * table.loc["original", "MACs"]
 
 
 @pytest.mark.slow

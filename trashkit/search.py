@@ -163,6 +163,35 @@ def sample_space(cfg: SearchConfig, n: int = 100, seed: int = 0) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
+def space_table(cfg: SearchConfig) -> pd.DataFrame:
+    """Every parameter a trial suggests, with its values: the search space, printed.
+
+    Why: "the search space" is otherwise hidden in ``sample_config``'s code. A table shows
+    what the sampler can choose, and its last column (how many values) how large the space is.
+    """
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    study = optuna.create_study(directions=["maximize", "minimize"],
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    while True:  # a sample rejected half-way (stride-2 cap) has not suggested everything
+        trial = study.ask()
+        try:
+            sample_config(trial, cfg)
+            break
+        except optuna.TrialPruned:
+            continue
+    rows = []
+    for name, d in trial.distributions.items():
+        if isinstance(d, CategoricalDistribution):
+            values, n = ", ".join(map(str, d.choices)), len(d.choices)
+        elif isinstance(d, FloatDistribution) and d.step is None:
+            values, n = f"{d.low} .. {d.high}" + (" (log scale)" if d.log else ""), "continuous"
+        else:
+            step = d.step or 1
+            values, n = f"{d.low} .. {d.high} step {step}", int((d.high - d.low) // step) + 1
+        rows.append({"parameter": name, "values": values, "how many": n})
+    return pd.DataFrame(rows).set_index("parameter")
+
+
 def _cost(model_cfg: dict, size: int, n_classes: int) -> tuple[int, float]:
     """(official MACs, batch-1 CPU latency in ms) of an architecture checked by the guard."""
     model = build_yaml_model(model_cfg, n_classes)
@@ -326,6 +355,8 @@ def load_study(cfg: SearchConfig, out: Path, attempts: int = 5) -> optuna.Study:
             if attempt == attempts - 1:
                 raise
             time.sleep(0.5 + random.random() * (attempt + 1))
+    if study.trials:  # resuming: the same seed would draw the first trials' architectures again
+        study.sampler = kind[cfg.sampler](seed=cfg.seed + len(study.trials))
     study.set_metric_names(["val_macro_f1", cfg.objective])
     study.set_user_attr("search_config", json.loads(json.dumps(asdict(cfg), default=list)))
     return study

@@ -14,13 +14,39 @@ import torch
 from torch import nn
 
 
+def tucker2_macs(cin: int, cout: int, k: int, r_in: int, r_out: int, h: int, w: int,
+                 stride: int = 1, padding: int | None = None) -> int:
+    """MACs of a k x k convolution (no bias) after Tucker-2: a 1x1 conv ``cin -> r_in`` on the
+    *input* grid ``h x w``, the k x k core ``r_in -> r_out`` and a 1x1 conv ``r_out -> cout``
+    on the output grid.
+
+    Why write it out: the saving is ``cin*cout*k^2`` against ``cin*r_in + r_in*r_out*k^2 +
+    r_out*cout`` per pixel, so halving both ranks cuts the core by 4 but adds two 1x1 convs;
+    on a conv with few channels the sum can exceed the original (then nothing is replaced).
+    """
+    p = k // 2 if padding is None else padding
+    ho, wo = (h + 2 * p - k) // stride + 1, (w + 2 * p - k) // stride + 1
+    return h * w * cin * r_in + ho * wo * (r_in * r_out * k * k + r_out * cout)
+
+
+def ranks(conv: nn.Conv2d, rank_ratio: float) -> tuple[int, int]:
+    """``(r_out, r_in)``: the ranks :func:`decompose_conv` keeps for ``conv``."""
+    return max(1, int(conv.out_channels * rank_ratio)), max(1, int(conv.in_channels * rank_ratio))
+
+
+def decompose_conv(conv: nn.Conv2d, rank_ratio: float) -> nn.Module | None:
+    """One convolution in its low-rank form (Tucker-2 for k x k, SVD for 1x1), or None when
+    that would not lower its MACs."""
+    return _tucker2(conv, rank_ratio)
+
+
 def _tucker2(conv: nn.Conv2d, rank_ratio: float) -> nn.Module | None:
     import tensorly as tl
     from tensorly.decomposition import partial_tucker
     tl.set_backend("pytorch")
     w = conv.weight.data
     cout, cin, kh, kw = w.shape
-    r_out, r_in = max(1, int(cout * rank_ratio)), max(1, int(cin * rank_ratio))
+    r_out, r_in = ranks(conv, rank_ratio)
     old = cout * cin * kh * kw
     if kh * kw == 1:
         r = max(1, int(min(cout, cin) * rank_ratio))

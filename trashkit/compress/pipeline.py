@@ -12,16 +12,18 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
 from ..checkpoint import Checkpoint, describe_architecture, load_checkpoint, save_checkpoint
+from ..complexity import official_macs
 from ..data import normalize_batch, prepare_split
 from ..train import TrainConfig, train
 from .decompose import decompose_model
 from .onnx_rt import OrtModel, export_onnx, quantize_int8
 from .prune import prune_to_macs
-from .report import Candidate
+from .report import Candidate, eval_f1
 
 
 class Study:
@@ -62,10 +64,17 @@ class Study:
         return len(self.data.classes)
 
     def retrain(self, name: str, epochs: int, **overrides) -> nn.Module:
-        """Train a candidate with the original recipe in ``out/name``; its best network."""
-        cfg = replace(self.cfg, epochs=epochs, **overrides)
-        train(cfg, self.out / name, progress=False)
-        return load_checkpoint(self.out / name / "best.pt").build_model()
+        """Train a candidate with the original recipe in ``out/name``; its best network.
+
+        A folder that already holds the finished run is read back, a half-finished one
+        resumes from its ``last.pt``: a long benchmark survives an interruption.
+        """
+        folder = self.out / name
+        if not (folder / "metrics.json").is_file():
+            resume = (folder / "config.json").is_file()
+            train(None if resume else replace(self.cfg, epochs=epochs, **overrides), folder,
+                  resume=resume, progress=False)
+        return load_checkpoint(folder / "best.pt").build_model()
 
     def save_network(self, model: nn.Module, name: str) -> Path:
         """A modified network (pruned, decomposed) as a checkpoint that rebuilds it."""
@@ -99,6 +108,46 @@ def pruned(s: Study, target_ratio: float, epochs: int, lr: float = 0.02) -> Cand
         model = s.retrain("pruned_ft", epochs, init_from=str(start), lr=lr)
         note += f", fine-tuned {epochs} epochs"
     return Candidate("pruned", model, note, info)
+
+
+def continued(s: Study, epochs: int, lr: float = 0.02) -> Candidate:
+    """The original trained ``epochs`` more epochs with the fine-tuning recipe (``init_from``).
+
+    Why: a pruned or decomposed variant fine-tuned for ``epochs`` has trained that much longer
+    than the original. Comparing it with the original alone credits the compression with what
+    the extra epochs bought; this candidate is the fair baseline.
+    """
+    model = s.retrain("original_continued", epochs, init_from=str(s.path), lr=lr)
+    return Candidate("original + same extra epochs", model,
+                     f"the original, {epochs} more epochs at lr {lr} (fair baseline)")
+
+
+def sensitivity_scan(s: Study, ratios: list[float], epochs: int,
+                     lr: float = 0.02) -> pd.DataFrame:
+    """Prune the original to each MACs ratio, fine-tune ``epochs`` epochs, measure macro-F1.
+
+    One row per ratio: the target, the MACs actually kept (torch-pruning removes channels in
+    steps of 8 and stops at 90% of them, so it lands at or below the target, or above it on a
+    network too small to reach it), parameters, F1 straight after pruning and
+    F1 after fine-tuning, on the study's evaluation images. Why a scan: one pruned point says
+    nothing about where accuracy starts to fall; the curve shows how much can go.
+    """
+    base = eval_f1(s.model, s.eval_images, s.eval_labels, s.n_classes)
+    rows = [{"target": 1.0, "kept MACs": 1.0, "MACs": official_macs(s.model, s.size),
+             "params": sum(p.numel() for p in s.model.parameters()), "F1 pruned": base,
+             "F1 fine-tuned": base}]
+    for ratio in sorted(ratios, reverse=True):
+        model, info = prune_to_macs(s.model, s.size, ratio)
+        row = {"target": ratio, "kept MACs": info["ratio"], "MACs": info["macs_after"],
+               "params": sum(p.numel() for p in model.parameters()),
+               "F1 pruned": eval_f1(model, s.eval_images, s.eval_labels, s.n_classes)}
+        if epochs > 0:
+            name = f"scan_{round(100 * ratio):03d}"
+            tuned = s.retrain(f"{name}_ft", epochs, init_from=str(s.save_network(model, name)),
+                              lr=lr)
+            row["F1 fine-tuned"] = eval_f1(tuned, s.eval_images, s.eval_labels, s.n_classes)
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def decomposed(s: Study, rank_ratio: float, epochs: int, lr: float = 0.02) -> Candidate:
