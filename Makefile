@@ -31,7 +31,10 @@ book: install kernel
 student: install
 	$(PY) -m trashkit student $(PARAMS)
 
+# lint (with McCabe complexity) and format check first: seconds, and they name the line
 test: install
+	$(PY) -m ruff check trashkit tests benchmarks
+	$(PY) -m ruff format --check trashkit tests benchmarks
 	$(PY) -m pytest
 
 lab: install kernel

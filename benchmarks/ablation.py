@@ -29,8 +29,10 @@ ROWS = {  # in the order they run: the levers most likely to matter first
     "random-resized crop (0.25-1)": {"crop_scale": 0.25},
     "mixup 0.2 or CutMix 1.0 (one per batch)": {"mixup": 0.2, "cutmix": 1.0},
     "EMA 0.99": {"ema": 0.99},
-    "176 px, width 0.5 (8.8M MACs)": {"image_size": 176,
-                                      "model": "mobilenetv3:width=0.5,depth=0.5"},
+    "176 px, width 0.5 (8.8M MACs)": {
+        "image_size": 176,
+        "model": "mobilenetv3:width=0.5,depth=0.5",
+    },
     "teacher: width 1, depth 1 (19.9M MACs)": {"model": "mobilenetv3:width=1.0,depth=1.0"},
     "distilled from the teacher": {"teacher": "{root}/teacher/seed{seed}/best.pt"},
 }
@@ -38,8 +40,11 @@ TEACHER_ROW = "teacher: width 1, depth 1 (19.9M MACs)"
 
 
 def folder_name(row: str) -> str:
-    return "teacher" if row == TEACHER_ROW else \
-        "".join(ch if ch.isalnum() else "-" for ch in row).strip("-").lower()
+    return (
+        "teacher"
+        if row == TEACHER_ROW
+        else "".join(ch if ch.isalnum() else "-" for ch in row).strip("-").lower()
+    )
 
 
 def row_params(row: str, data: str, root: Path, seed: int) -> dict:
@@ -74,15 +79,22 @@ def report(root: Path, rows: list[str], seeds: list[int]) -> pd.DataFrame:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--data", default=str(TRASHNET))
-    ap.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS),
-                    metavar="ROW")
+    ap.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS), metavar="ROW")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--resume", default=None, metavar="RUN_DIR")
-    ap.add_argument("--report", action="store_true",
-                    help="with --resume: print the table of finished rows, train nothing")
-    ap.add_argument("--only-seeds", type=int, nargs="+", default=None,
-                    help="with --resume: train only these split seeds (one process per seed "
-                         "uses both cores better on a busy machine)")
+    ap.add_argument(
+        "--report",
+        action="store_true",
+        help="with --resume: print the table of finished rows, train nothing",
+    )
+    ap.add_argument(
+        "--only-seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="with --resume: train only these split seeds (one process per seed "
+        "uses both cores better on a busy machine)",
+    )
     args = ap.parse_args()
     if args.resume:
         root = Path(args.resume)
@@ -95,12 +107,19 @@ def main() -> None:
         write_json(root / "benchmark.json", spec)
     print(describe(root), flush=True)
     if args.report:
-        table = report(root, spec["rows"], json.loads((root / "benchmark.json").read_text())[
-            "seeds"])
+        table = report(
+            root, spec["rows"], json.loads((root / "benchmark.json").read_text())["seeds"]
+        )
     else:
         table = run(root, spec["rows"], spec["data"], spec["seeds"])
-    cols = ["seeds", "test macro-F1 (best by val)", "test macro-F1 (last epoch)", "val macro-F1",
-            "MACs", "training s"]
+    cols = [
+        "seeds",
+        "test macro-F1 (best by val)",
+        "test macro-F1 (last epoch)",
+        "val macro-F1",
+        "MACs",
+        "training s",
+    ]
     print("\n" + table[cols].to_markdown())
     print("\nper class (test F1):\n" + table.drop(columns=cols).to_markdown())
 

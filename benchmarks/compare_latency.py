@@ -23,16 +23,21 @@ from trashkit.checkpoint import load_checkpoint
 from trashkit.complexity import interleaved_latency
 from trashkit.compress import OrtModel
 
-VARIANTS = (("pruned", "pruned_ft/best.pt"), ("decomposed", "decomposed_ft/best.pt"),
-            ("student distilled", "student_kd/best.pt"), ("ONNX Runtime fp32", "model.onnx"),
-            ("ONNX Runtime int8", "model.int8.onnx"))
+VARIANTS = (
+    ("pruned", "pruned_ft/best.pt"),
+    ("decomposed", "decomposed_ft/best.pt"),
+    ("student distilled", "student_kd/best.pt"),
+    ("ONNX Runtime fp32", "model.onnx"),
+    ("ONNX Runtime int8", "model.int8.onnx"),
+)
 
 
 def collect(paths: list[Path], compress_run: Path | None) -> dict[str, Path]:
     named = {f"{p.parent.name}/{p.name}": p for p in paths}
     if compress_run is not None:
-        named.update({name: compress_run / rel for name, rel in VARIANTS
-                      if (compress_run / rel).is_file()})
+        named.update(
+            {name: compress_run / rel for name, rel in VARIANTS if (compress_run / rel).is_file()}
+        )
     return named
 
 
@@ -55,16 +60,20 @@ def main() -> None:
             info[name] = (ckpt.image_size, m.get("macs"), m.get("val_macro_f1"))
     inputs = {k: (m, torch.zeros(1, 3, info[k][0], info[k][0])) for k, m in models.items()}
     df = interleaved_latency(inputs, rounds=args.rounds)
-    print(f"batch 1, {args.rounds} interleaved rounds, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"batch 1, {args.rounds} interleaved rounds, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
     print("| model | size | MACs | val macro-F1 | median ms | p90 ms | speed-up |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in df.itertuples():
         s, macs, f1 = info[r.model]
         macs_s = f"{macs:,.0f}" if isinstance(macs, int) else macs or "-"
         f1_s = f"{f1:.4f}" if f1 is not None else "-"
-        print(f"| {r.model} | {s or size} | {macs_s} | {f1_s} "
-              f"| {r.median_ms:.2f} | {r.p90_ms:.2f} | {r.speedup:.2f}x |")
+        print(
+            f"| {r.model} | {s or size} | {macs_s} | {f1_s} "
+            f"| {r.median_ms:.2f} | {r.p90_ms:.2f} | {r.speedup:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

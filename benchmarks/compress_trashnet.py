@@ -36,8 +36,18 @@ from trashkit.runs import new_run_dir, write_atomic, write_json
 
 STEPS = ("onnx", "continued", "pruned", "decomposed", "scan", "distilled", "arcface")
 DEFAULT = "onnx,continued,pruned,decomposed,scan,distilled"
-COLS = ["macro_f1", "MACs", "params", "size_kB", "latency_ms", "latency_p90_ms",
-        "speed-up vs first", "score_macs", "score_time", "note"]
+COLS = [
+    "macro_f1",
+    "MACs",
+    "params",
+    "size_kB",
+    "latency_ms",
+    "latency_p90_ms",
+    "speed-up vs first",
+    "score_macs",
+    "score_time",
+    "note",
+]
 
 
 def parse() -> argparse.Namespace:
@@ -54,8 +64,11 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--scan", default="0.8,0.6,0.4,0.25", help="MACs ratios of the scan")
     ap.add_argument("--scan-epochs", type=int, default=5)
     ap.add_argument("--latency-runs", type=int, default=200)
-    ap.add_argument("--only", default=DEFAULT,
-                    help=f"comma-separated subset of {','.join(STEPS)} (original always runs)")
+    ap.add_argument(
+        "--only",
+        default=DEFAULT,
+        help=f"comma-separated subset of {','.join(STEPS)} (original always runs)",
+    )
     args = ap.parse_args()
     if args.resume:
         saved = json.loads((Path(args.resume) / "benchmark.json").read_text())
@@ -70,12 +83,14 @@ def parse() -> argparse.Namespace:
 def build_steps(ctx: cp.Study, a: argparse.Namespace) -> dict:
     """Each step's candidates, built lazily (training happens when a step is called)."""
     ft = a.finetune_epochs
-    return {"onnx": lambda: cp.onnx_candidates(ctx, int8=True),
-            "continued": lambda: [cp.continued(ctx, ft)],
-            "pruned": lambda: [cp.pruned(ctx, 0.6, ft)],
-            "decomposed": lambda: [cp.decomposed(ctx, 0.5, ft)],
-            "distilled": lambda: cp.distilled(ctx, a.student, a.epochs, a.temperature, a.alpha),
-            "arcface": lambda: [cp.arcface(ctx, a.epochs)]}
+    return {
+        "onnx": lambda: cp.onnx_candidates(ctx, int8=True),
+        "continued": lambda: [cp.continued(ctx, ft)],
+        "pruned": lambda: [cp.pruned(ctx, 0.6, ft)],
+        "decomposed": lambda: [cp.decomposed(ctx, 0.5, ft)],
+        "distilled": lambda: cp.distilled(ctx, a.student, a.epochs, a.temperature, a.alpha),
+        "arcface": lambda: [cp.arcface(ctx, a.epochs)],
+    }
 
 
 def scan_step(ctx: cp.Study, args: argparse.Namespace, out: Path) -> None:
@@ -90,20 +105,28 @@ def main() -> None:
     args = parse()
     out = Path(args.resume) if args.resume else new_run_dir("compress-trashnet")
     if not args.resume:
-        write_json(out / "benchmark.json", {k: v for k, v in vars(args).items()
-                                            if k != "resume"})
+        write_json(out / "benchmark.json", {k: v for k, v in vars(args).items() if k != "resume"})
     t0 = time.perf_counter()
     ctx = cp.Study(args.checkpoint, out)
-    print(f"{args.checkpoint}: {ctx.cfg.model} @ {ctx.size}px, {len(ctx.eval_labels)} "
-          f"{ctx.eval_split} images of its run; run folder {out}", flush=True)
+    print(
+        f"{args.checkpoint}: {ctx.cfg.model} @ {ctx.size}px, {len(ctx.eval_labels)} "
+        f"{ctx.eval_split} images of its run; run folder {out}",
+        flush=True,
+    )
     rows = []
 
     def add(candidates: list) -> None:
-        rows.extend(evaluate_candidate(v, ctx.eval_images, ctx.eval_labels, ctx.n_classes,
-                                       ctx.size, args.latency_runs) for v in candidates)
+        rows.extend(
+            evaluate_candidate(
+                v, ctx.eval_images, ctx.eval_labels, ctx.n_classes, ctx.size, args.latency_runs
+            )
+            for v in candidates
+        )
         write_atomic(out / "variants.csv", variants_table(rows).to_csv())
-        print(f"  {', '.join(v.name for v in candidates)}: done at "
-              f"{time.perf_counter() - t0:.0f} s", flush=True)
+        print(
+            f"  {', '.join(v.name for v in candidates)}: done at {time.perf_counter() - t0:.0f} s",
+            flush=True,
+        )
 
     add([cp.original(ctx)])
     steps = build_steps(ctx, args)
@@ -120,8 +143,10 @@ def main() -> None:
     by = {r["variant"]: r["predictions"] for r in rows}
     for name in ("ONNX Runtime fp32", "ONNX Runtime int8"):
         if name in by:
-            print(f"{name}: same prediction as PyTorch on "
-                  f"{cp.agreement(by['original'], by[name]):.1%} of the {ctx.eval_split} images")
+            print(
+                f"{name}: same prediction as PyTorch on "
+                f"{cp.agreement(by['original'], by[name]):.1%} of the {ctx.eval_split} images"
+            )
     if (out / "sensitivity.csv").is_file():
         print(f"\npruning sensitivity ({args.scan_epochs} fine-tuning epochs per ratio):")
         print(pd.read_csv(out / "sensitivity.csv").round(4).to_markdown(index=False))

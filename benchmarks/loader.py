@@ -45,39 +45,65 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args()
     torch.manual_seed(0)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__}, workers={args.workers}, size={args.size}, batch={args.batch}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__}, workers={args.workers}, size={args.size}, batch={args.batch}"
+    )
 
-    plain_tf = transforms.Compose([
-        transforms.Resize((args.size, args.size)),
-        transforms.RandomHorizontalFlip(), transforms.RandAugment(2, 9), transforms.ToTensor(),
-        transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
-    plain = DataLoader(datasets.ImageFolder(args.data, plain_tf), batch_size=args.batch,
-                       shuffle=True, num_workers=args.workers, persistent_workers=True,
-                       drop_last=True)
+    plain_tf = transforms.Compose(
+        [
+            transforms.Resize((args.size, args.size)),
+            transforms.RandomHorizontalFlip(),
+            transforms.RandAugment(2, 9),
+            transforms.ToTensor(),
+            transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+        ]
+    )
+    plain = DataLoader(
+        datasets.ImageFolder(args.data, plain_tf),
+        batch_size=args.batch,
+        shuffle=True,
+        num_workers=args.workers,
+        persistent_workers=True,
+        drop_last=True,
+    )
     scan = load_source(args.data)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         cache = build_cache(scan.samples, args.size, tmp, workers=args.workers)
         build = time.perf_counter() - t0
-        ours = make_train_loader(cache, range(len(cache)), args.batch, seed=0,
-                                 augment=BatchAugment((2, 9), cutout=0.25), workers=args.workers)
+        ours = make_train_loader(
+            cache,
+            range(len(cache)),
+            args.batch,
+            seed=0,
+            augment=BatchAugment((2, 9), cutout=0.25),
+            workers=args.workers,
+        )
         post = normalize_batch
-        print(f"cache build: {build:.1f} s for {len(cache)} images "
-              f"({len(cache) / build:.0f} img/s, {cache.images.nbytes / 2**20:.0f} MiB)")
+        print(
+            f"cache build: {build:.1f} s for {len(cache)} images "
+            f"({len(cache) / build:.0f} img/s, {cache.images.nbytes / 2**20:.0f} MiB)"
+        )
         first_plain, _ = epoch_rate(plain)
         first_ours, _ = epoch_rate(ours, post)
-        print(f"first epoch (warm-up, workers starting): plain {first_plain:.0f} img/s, "
-              f"cached {first_ours:.0f} img/s")
+        print(
+            f"first epoch (warm-up, workers starting): plain {first_plain:.0f} img/s, "
+            f"cached {first_ours:.0f} img/s"
+        )
         rp, ro = [], []
         for e in range(args.epochs):  # interleaved so machine noise hits both alike
             rp.append(epoch_rate(plain)[0])
             ro.append(epoch_rate(ours, post, e + 1)[0])
-            print(f"epoch {e + 2}: plain {rp[-1]:.0f} img/s, cached {ro[-1]:.0f} img/s, "
-                  f"ratio {ro[-1] / rp[-1]:.2f}x")
+            print(
+                f"epoch {e + 2}: plain {rp[-1]:.0f} img/s, cached {ro[-1]:.0f} img/s, "
+                f"ratio {ro[-1] / rp[-1]:.2f}x"
+            )
         p, o = sum(rp) / len(rp), sum(ro) / len(ro)
-        print(f"after the first epoch: plain ImageFolder+PIL {p:.0f} img/s, "
-              f"trashkit cached {o:.0f} img/s -> {o / p:.2f}x (target >= 3x)")
+        print(
+            f"after the first epoch: plain ImageFolder+PIL {p:.0f} img/s, "
+            f"trashkit cached {o:.0f} img/s -> {o / p:.2f}x (target >= 3x)"
+        )
 
 
 if __name__ == "__main__":

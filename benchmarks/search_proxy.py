@@ -31,20 +31,21 @@ from scipy.stats import kendalltau, spearmanr
 from trashkit.complexity import official_macs
 from trashkit.models import build_yaml_model, dump_config
 from trashkit.runs import new_run_dir, write_atomic, write_json
-from trashkit.search import SearchConfig, sample_config
+from trashkit.search import SearchConfig, data_classes, sample_config
 
 SPLIT = {"split_seed": 0, "test_fraction": TEST_FRACTION, "val_fraction": VAL_FRACTION}
 
 
-def draw_architectures(n: int, budget: float, seed: int, n_classes: int = 6) -> list[dict]:
+def draw_architectures(n: int, budget: float, seed: int, n_classes: int) -> list[dict]:
     """``n`` random architectures of the default space that build and fit ``budget`` MACs.
 
     Random sampling (not TPE) on purpose: the question is about the space, not about where
     one sampler happens to look.
     """
     cfg = SearchConfig(image_sizes=(96, 112, 128), budget=budget)
-    study = optuna.create_study(directions=["maximize", "minimize"],
-                                sampler=optuna.samplers.RandomSampler(seed=seed))
+    study = optuna.create_study(
+        directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=seed)
+    )
     archs: list[dict] = []
     while len(archs) < n:
         trial = study.ask()
@@ -54,8 +55,14 @@ def draw_architectures(n: int, budget: float, seed: int, n_classes: int = 6) -> 
         except (optuna.TrialPruned, ValueError, RuntimeError):
             continue
         if macs <= budget:
-            archs.append({"yaml": dump_config(model_cfg), "params": params, "macs": int(macs),
-                          "sample": trial.number})
+            archs.append(
+                {
+                    "yaml": dump_config(model_cfg),
+                    "params": params,
+                    "macs": int(macs),
+                    "sample": trial.number,
+                }
+            )
     return archs
 
 
@@ -66,13 +73,15 @@ def train_arch(root: Path, k: int, arch: dict, epochs: int, data: str) -> dict:
     yaml = folder / "model.yaml"
     if not yaml.is_file():
         write_atomic(yaml, arch["yaml"])
-    cfg = {"data": data, "model": str(yaml), "epochs": epochs, "seed": 0, **SPLIT,
-           **arch["params"]}
+    cfg = {"data": data, "model": str(yaml), "epochs": epochs, "seed": 0, **SPLIT, **arch["params"]}
     t0 = time.perf_counter()
     r = run_one(cfg, folder / f"e{epochs}")
-    print(f"  arch{k} {epochs:>3} epochs: val {r['val_f1']:.4f}, test {r['test_f1']:.4f}, "
-          f"{r['macs']:,} MACs, training {r['train_seconds']:.0f} s "
-          f"({time.perf_counter() - t0:.0f} s in this process)", flush=True)
+    print(
+        f"  arch{k} {epochs:>3} epochs: val {r['val_f1']:.4f}, test {r['test_f1']:.4f}, "
+        f"{r['macs']:,} MACs, training {r['train_seconds']:.0f} s "
+        f"({time.perf_counter() - t0:.0f} s in this process)",
+        flush=True,
+    )
     return r
 
 
@@ -87,10 +96,17 @@ def correlations(table: pd.DataFrame, short: int, long: int) -> pd.DataFrame:
             continue
         rho = spearmanr(both[proxy], both[target])
         tau = kendalltau(both[proxy], both[target])
-        rows.append({"proxy": proxy, "target": target, "architectures": len(both),
-                     "Spearman rho": rho.statistic, "p (rho)": rho.pvalue,
-                     "Kendall tau": tau.statistic,
-                     "same winner": both[proxy].idxmax() == both[target].idxmax()})
+        rows.append(
+            {
+                "proxy": proxy,
+                "target": target,
+                "architectures": len(both),
+                "Spearman rho": rho.statistic,
+                "p (rho)": rho.pvalue,
+                "Kendall tau": tau.statistic,
+                "same winner": both[proxy].idxmax() == both[target].idxmax(),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -104,20 +120,33 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=10e6, help="max official MACs")
     ap.add_argument("--seed", type=int, default=0, help="the random sampler's seed")
     ap.add_argument("--resume", default=None, metavar="RUN_DIR")
-    ap.add_argument("--report", action="store_true",
-                    help="with --resume: print what has finished, train nothing")
+    ap.add_argument(
+        "--report",
+        action="store_true",
+        help="with --resume: print what has finished, train nothing",
+    )
     args = ap.parse_args()
     if args.resume:
         root = Path(args.resume)
         spec = json.loads((root / "benchmark.json").read_text())
     else:
         root = new_run_dir("search-proxy")
-        spec = {"data": str(Path(args.data).resolve()), "short": args.short, "long": args.long,
-                "budget": args.budget, "seed": args.seed,
-                "archs": draw_architectures(args.archs, args.budget, args.seed)}
+        spec = {
+            "data": str(Path(args.data).resolve()),
+            "short": args.short,
+            "long": args.long,
+            "budget": args.budget,
+            "seed": args.seed,
+            "archs": draw_architectures(
+                args.archs, args.budget, args.seed, data_classes(args.data)
+            ),
+        }
         write_json(root / "benchmark.json", spec)
-    print(f"{len(spec['archs'])} architectures, {spec['short']} vs {spec['long']} epochs, "
-          f"split seed 0; folder {root}", flush=True)
+    print(
+        f"{len(spec['archs'])} architectures, {spec['short']} vs {spec['long']} epochs, "
+        f"split seed 0; folder {root}",
+        flush=True,
+    )
     t0 = time.perf_counter()
     results: dict[tuple[int, int], dict] = {}
     for epochs in (spec["short"], spec["long"]):  # every short run first
@@ -144,13 +173,19 @@ def summary(spec: dict, results: dict) -> pd.DataFrame:
     rows = []
     for k, arch in enumerate(spec["archs"]):
         short, long = results.get((k, s), {}), results.get((k, lg), {})
-        rows.append({"arch": f"arch{k}", "image_size": arch["params"]["image_size"],
-                     "MACs": arch["macs"], "params": short.get("params"),
-                     f"val F1 ({s} ep)": short.get("val_f1"),
-                     f"test F1 ({s} ep)": short.get("test_f1"),
-                     f"val F1 ({lg} ep)": long.get("val_f1"),
-                     f"test F1 ({lg} ep)": long.get("test_f1"),
-                     f"train s ({lg} ep)": long.get("train_seconds")})
+        rows.append(
+            {
+                "arch": f"arch{k}",
+                "image_size": arch["params"]["image_size"],
+                "MACs": arch["macs"],
+                "params": short.get("params"),
+                f"val F1 ({s} ep)": short.get("val_f1"),
+                f"test F1 ({s} ep)": short.get("test_f1"),
+                f"val F1 ({lg} ep)": long.get("val_f1"),
+                f"test F1 ({lg} ep)": long.get("test_f1"),
+                f"train s ({lg} ep)": long.get("train_seconds"),
+            }
+        )
     return pd.DataFrame(rows).set_index("arch")
 
 

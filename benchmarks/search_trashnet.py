@@ -31,12 +31,23 @@ def retrain(name: str, model: str, params: dict, data: str, epochs: int, out: Pa
     """Train one configuration on split 0 and score its test images once."""
     cfg = {**RECOMMENDED, **params, **SPLIT, "model": model, "data": data, "epochs": epochs}
     r = run_one(cfg, out / name)
-    lat = measure_latency(build_model(model, len(r["test_per_class_f1"])),
-                          (3, cfg["image_size"], cfg["image_size"]), runs=100)
-    return {"config": name, "model": model, "image_size": cfg["image_size"],
-            "test macro_f1": r["test_f1"], "val macro_f1": r["val_f1"], "MACs": r["macs"],
-            "params": r["params"], "latency_ms": lat.median_ms, "train_s": r["train_seconds"],
-            "score_macs": score_macs(r["test_f1"], r["macs"])}  # lower is better
+    lat = measure_latency(
+        build_model(model, len(r["test_per_class_f1"])),
+        (3, cfg["image_size"], cfg["image_size"]),
+        runs=100,
+    )
+    return {
+        "config": name,
+        "model": model,
+        "image_size": cfg["image_size"],
+        "test macro_f1": r["test_f1"],
+        "val macro_f1": r["val_f1"],
+        "MACs": r["macs"],
+        "params": r["params"],
+        "latency_ms": lat.median_ms,
+        "train_s": r["train_seconds"],
+        "score_macs": score_macs(r["test_f1"], r["macs"]),
+    }  # lower is better
 
 
 def main() -> None:
@@ -50,13 +61,22 @@ def main() -> None:
     data = str(Path(args.data).resolve())
     out = new_run_dir("search-trashnet")
     t0 = time.perf_counter()
-    cfg = SearchConfig(data=data, n_trials=args.trials, epochs=args.epochs, budget=args.budget,
-                       image_sizes=(96, 112, 128), seed=0, **SPLIT)
+    cfg = SearchConfig(
+        data=data,
+        n_trials=args.trials,
+        epochs=args.epochs,
+        budget=args.budget,
+        image_sizes=(96, 112, 128),
+        seed=0,
+        **SPLIT,
+    )
     study = run_search(cfg, out)
     table = trials_table(study)
     pd.set_option("display.width", 200)
-    print(f"search: {args.trials} trials x {args.epochs} epochs, budget {args.budget:.3g} MACs, "
-          f"{time.perf_counter() - t0:.0f} s; folder {out}")
+    print(
+        f"search: {args.trials} trials x {args.epochs} epochs, budget {args.budget:.3g} MACs, "
+        f"{time.perf_counter() - t0:.0f} s; folder {out}"
+    )
     print(table.round(4).to_markdown(index=False))
     exported = export_pareto(study, out / "exported", max_macs=10e6)
     if not exported:
@@ -65,12 +85,21 @@ def main() -> None:
     best = exported[0]
     trial = study.trials[int(best.stem.split("_")[1])]
     p = trial.user_attrs["train_params"]
-    rows = [retrain("searched", str(best), {k: p[k] for k in ("image_size", "batch_size", "lr",
-                                                              "randaugment_m")},
-                    data, args.retrain_epochs, out),
-            retrain("recommended", RECOMMENDED["model"], {}, data, args.retrain_epochs, out)]
-    print(f"\nretrained for {args.retrain_epochs} epochs (same recipe and split; score_macs is "
-          "the competition's MACs-edition score, lower is better):")
+    rows = [
+        retrain(
+            "searched",
+            str(best),
+            {k: p[k] for k in ("image_size", "batch_size", "lr", "randaugment_m")},
+            data,
+            args.retrain_epochs,
+            out,
+        ),
+        retrain("recommended", RECOMMENDED["model"], {}, data, args.retrain_epochs, out),
+    ]
+    print(
+        f"\nretrained for {args.retrain_epochs} epochs (same recipe and split; score_macs is "
+        "the competition's MACs-edition score, lower is better):"
+    )
     print(pd.DataFrame(rows).round(4).to_markdown(index=False))
     print(f"total {time.perf_counter() - t0:.0f} s")
 

@@ -68,12 +68,24 @@ def train_steps(model, batches, steps: int, device, dtype, normalize: bool) -> f
 
 
 def plain_loader(root: Path, size: int, batch: int, workers: int) -> DataLoader:
-    tf = transforms.Compose([transforms.Resize((size, size)), transforms.RandomHorizontalFlip(),
-                             transforms.RandAugment(2, 9), transforms.ToTensor(),
-                             transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
-    return DataLoader(datasets.ImageFolder(root, tf), batch_size=batch, shuffle=True,
-                      num_workers=workers, persistent_workers=workers > 0, drop_last=True,
-                      pin_memory=torch.cuda.is_available())
+    tf = transforms.Compose(
+        [
+            transforms.Resize((size, size)),
+            transforms.RandomHorizontalFlip(),
+            transforms.RandAugment(2, 9),
+            transforms.ToTensor(),
+            transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+        ]
+    )
+    return DataLoader(
+        datasets.ImageFolder(root, tf),
+        batch_size=batch,
+        shuffle=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        drop_last=True,
+        pin_memory=torch.cuda.is_available(),
+    )
 
 
 class RandomBatches:
@@ -94,15 +106,28 @@ def measure(size: int, args, device, cache_dir: Path) -> dict:
     dtype = amp_dtype(TrainConfig(amp=args.amp), device)
     cache = build_cache(scan.samples, size, cache_dir, progress=False)
     where = "device" if device.type == "cuda" else "workers"
-    ours = make_train_loader(cache, range(len(cache)), args.batch, seed=0, workers=args.workers,
-                             augment=BatchAugment((2, 9), cutout=0.25), where=where,
-                             device=device)
-    setups = {"plain ImageFolder + PIL": (plain_loader(Path(args.data), size, args.batch,
-                                                       args.workers), False),
-              f"trashkit (augment on {where})": (ours, True)}
+    ours = make_train_loader(
+        cache,
+        range(len(cache)),
+        args.batch,
+        seed=0,
+        workers=args.workers,
+        augment=BatchAugment((2, 9), cutout=0.25),
+        where=where,
+        device=device,
+    )
+    setups = {
+        "plain ImageFolder + PIL": (
+            plain_loader(Path(args.data), size, args.batch, args.workers),
+            False,
+        ),
+        f"trashkit (augment on {where})": (ours, True),
+    }
     if device.type == "cuda":
         setups["model alone (random tensors on GPU)"] = (
-            RandomBatches(size, args.batch, device, n_cls), True)
+            RandomBatches(size, args.batch, device, n_cls),
+            True,
+        )
     rates = {name: [] for name in setups}
     for _ in range(args.rounds):  # interleaved rounds
         for name, (batches, norm) in setups.items():
@@ -128,9 +153,11 @@ def main() -> None:
     args = ap.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     name = torch.cuda.get_device_name() if device.type == "cuda" else platform.machine()
-    print(f"device {name}, {os.cpu_count()} CPU cores, torch {torch.__version__}, model "
-          f"{RECOMMENDED['model']}, batch {args.batch}, {args.workers} workers, amp {args.amp}, "
-          f"channels_last {args.channels_last}; best of {args.rounds} interleaved rounds")
+    print(
+        f"device {name}, {os.cpu_count()} CPU cores, torch {torch.__version__}, model "
+        f"{RECOMMENDED['model']}, batch {args.batch}, {args.workers} workers, amp {args.amp}, "
+        f"channels_last {args.channels_last}; best of {args.rounds} interleaved rounds"
+    )
     for size in args.sizes:
         rates = measure(size, args, device, Path(args.cache_dir))
         base = rates["plain ImageFolder + PIL"]

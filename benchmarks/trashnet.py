@@ -39,17 +39,30 @@ def main() -> None:
     ap.add_argument("--data", default=str(TRASHNET))
     ap.add_argument("--recipe", choices=list(RECIPES), default="quick")
     ap.add_argument("--seeds", type=int, nargs="+", default=list(SPLIT_SEEDS))
-    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                    help="override training parameters, e.g. epochs=60 ema=0.99")
-    ap.add_argument("--resume", default=None, metavar="RUN_DIR",
-                    help="finish an interrupted benchmark (same recipe, seeds and overrides)")
+    ap.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override training parameters, e.g. epochs=60 ema=0.99",
+    )
+    ap.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_DIR",
+        help="finish an interrupted benchmark (same recipe, seeds and overrides)",
+    )
     args = ap.parse_args()
     if args.resume:
         root = Path(args.resume)
         spec = json.loads((root / "benchmark.json").read_text())
     else:
-        params = {**RECOMMENDED, **RECIPES[args.recipe], "data": str(Path(args.data).resolve()),
-                  **parse_sets(args.set)}
+        params = {
+            **RECOMMENDED,
+            **RECIPES[args.recipe],
+            "data": str(Path(args.data).resolve()),
+            **parse_sets(args.set),
+        }
         spec = {"recipe": args.recipe, "params": params, "seeds": args.seeds}
         root = new_run_dir(f"trashnet-{args.recipe}")
         write_json(root / "benchmark.json", spec)

@@ -19,6 +19,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 def tiny_coco(tmp_path_factory) -> Path:
     """A 40-scene synthetic COCO dataset (deterministic)."""
     from trashkit.data import make_synthetic_coco
+
     return make_synthetic_coco(tmp_path_factory.mktemp("coco"), n_images=40, seed=3)
 
 
@@ -27,6 +28,7 @@ def tiny_home(tmp_path_factory) -> Path:
     """A TRASHKIT_HOME with a small default dataset, for notebook smoke runs."""
     home = tmp_path_factory.mktemp("home")
     from trashkit.data import default_dataset
+
     default_dataset(home / "data" / "synthetic", n_train_images=60, n_test_images=12)
     return home
 
@@ -39,8 +41,10 @@ def needs(path: Path):
 def tiny_crops(tiny_home) -> Path:
     """The competition-layout crops of ``tiny_home``'s default dataset."""
     from trashkit.data import default_dataset
-    return default_dataset(tiny_home / "data" / "synthetic", n_train_images=60,
-                           n_test_images=12)["crops"]
+
+    return default_dataset(tiny_home / "data" / "synthetic", n_train_images=60, n_test_images=12)[
+        "crops"
+    ]
 
 
 @pytest.fixture()
@@ -62,6 +66,7 @@ def tiny_config(crops: Path, **overrides) -> dict:
 def trained_run(tmp_path_factory, tiny_home, tiny_crops):
     """One tiny training run per test module: ``(run folder, metrics)``."""
     from trashkit.train import train
+
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TRASHKIT_HOME", str(tiny_home))
         out = tmp_path_factory.mktemp("trained") / "run"

@@ -8,8 +8,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from trashkit.data import (BatchAugment, EpochBatches, build_cache, cutout, make_eval_loader,
-                           make_train_loader, normalize_batch, scan_image_folder)
+from trashkit.data import (
+    BatchAugment,
+    EpochBatches,
+    build_cache,
+    cutout,
+    make_eval_loader,
+    make_train_loader,
+    normalize_batch,
+    scan_image_folder,
+)
 
 
 def _folder(tmp_path, n=12):
@@ -54,8 +62,9 @@ def _batches(cache, seed, epoch=0, **kw):
 
 
 def _same(a, b):
-    return len(a) == len(b) and all(torch.equal(x1, x2) and torch.equal(y1, y2)
-                                    for (x1, y1), (x2, y2) in zip(a, b))
+    return len(a) == len(b) and all(
+        torch.equal(x1, x2) and torch.equal(y1, y2) for (x1, y1), (x2, y2) in zip(a, b)
+    )
 
 
 def test_train_loader_is_deterministic_and_augments(tmp_path):
@@ -80,8 +89,9 @@ def test_train_loader_is_deterministic_and_augments(tmp_path):
 def test_same_seed_same_batches_on_worker_and_device_paths(tmp_path):
     """Issue 16: the device path (cache held on the training device, augmentation on whole
     batches there) draws the same operations as the CPU worker path for the same seed."""
-    cache = build_cache(scan_image_folder(_folder(tmp_path, 20)).samples, 32,
-                        tmp_path / "cache", progress=False)
+    cache = build_cache(
+        scan_image_folder(_folder(tmp_path, 20)).samples, 32, tmp_path / "cache", progress=False
+    )
     aug = BatchAugment((2, 9), crop_scale=0.3, cutout=0.25)
     for epoch in (0, 3):
         on_workers = _batches(cache, 5, epoch, augment=aug, workers=2)
@@ -90,8 +100,7 @@ def test_same_seed_same_batches_on_worker_and_device_paths(tmp_path):
 
 
 def test_ranks_get_disjoint_equal_shares():
-    shares = [list(EpochBatches(10, 2, seed=1, drop_last=False, rank=r, world=3))
-              for r in range(3)]
+    shares = [list(EpochBatches(10, 2, seed=1, drop_last=False, rank=r, world=3)) for r in range(3)]
     rows = [sorted(p for _, batch in s for p in batch) for s in shares]
     assert [len(r) for r in rows] == [4, 4, 4]  # 10 padded to 12
     assert set(rows[0]) | set(rows[1]) | set(rows[2]) == set(range(10))
@@ -119,8 +128,12 @@ def test_two_link_folders_to_the_same_images_each_get_their_own_paths(tmp_path):
             (tmp_path / name / cls).mkdir(parents=True)
             for f in (root / cls).iterdir():
                 os.symlink(f, tmp_path / name / cls / f.name)
-    caches = [build_cache(scan_image_folder(tmp_path / name).samples, 16, tmp_path / "cache",
-                          progress=False) for name in ("links_a", "links_b")]
+    caches = [
+        build_cache(
+            scan_image_folder(tmp_path / name).samples, 16, tmp_path / "cache", progress=False
+        )
+        for name in ("links_a", "links_b")
+    ]
     for name, cache in zip(("links_a", "links_b"), caches):
         assert all(f"/{name}/" in p for p in cache.paths)
     assert np.array_equal(caches[0].images, caches[1].images)

@@ -12,8 +12,15 @@ import pandas as pd
 import pytest
 import torch
 from conftest import REPO
-from test_chapter06 import (chapter, check_structure, execute, exercises_in_turn, printed,
-                            solution, stub)
+from test_chapter06 import (
+    chapter,
+    check_structure,
+    execute,
+    exercises_in_turn,
+    printed,
+    solution,
+    stub,
+)
 
 from trashkit.exercises import ExerciseError, NotSolved, ch07
 
@@ -26,18 +33,21 @@ def solved(name: str):
 
 # --- the exercise checks ---------------------------------------------------------------------
 
+
 def test_kd_check_accepts_the_solution_and_names_the_slips():
     ch07.check_kd_loss(solved("kd_by_hand"))
 
     def no_t2(s, t, hard, temp, alpha):
         ps, pt = ch07._softmax(s, temp), ch07._softmax(t, temp)
         return alpha * ch07._kl(pt, ps) + (1 - alpha) * hard
+
     with pytest.raises(ExerciseError, match=r"expected 0\.608198.*left out the T\^2 factor"):
         ch07.check_kd_loss(no_t2)
 
     def reversed_kl(s, t, hard, temp, alpha):
         ps, pt = ch07._softmax(s, temp), ch07._softmax(t, temp)
         return alpha * temp * temp * ch07._kl(ps, pt) + (1 - alpha) * hard
+
     with pytest.raises(ExerciseError, match="KL is the wrong way round"):
         ch07.check_kd_loss(reversed_kl)
     with pytest.raises(ExerciseError, match="return one number"):
@@ -51,11 +61,13 @@ def test_keep_channels_check_accepts_the_solution_and_names_the_slips():
 
     def by_l1(w, n):
         return torch.argsort(w.flatten(1).abs().sum(1), descending=True)[:n].tolist()
+
     with pytest.raises(ExerciseError, match=r"expected \[0, 3\], got \[0, 1\].*L1 norm"):
         ch07.check_keep_channels(by_l1)
 
     def signed(w, n):
         return torch.argsort(w.flatten(1).sum(1), descending=True)[:n].tolist()
+
     with pytest.raises(ExerciseError, match="summed the signed weights"):
         ch07.check_keep_channels(signed)
     with pytest.raises(ExerciseError, match="return a list of filter indices"):
@@ -69,8 +81,12 @@ def test_affine_params_check_accepts_the_solution_and_names_the_slips():
     with pytest.raises(ExerciseError, match=r"lo=0\.5, hi=2\.55.*range must include 0"):
         ch07.check_affine_params(lambda lo, hi: ((hi - lo) / 255, round(-lo / ((hi - lo) / 255))))
     with pytest.raises(ExerciseError, match="zero point must be an integer"):
-        ch07.check_affine_params(lambda lo, hi: ((max(hi, 0) - min(lo, 0)) / 255,
-                                                 -min(lo, 0) * 255 / (max(hi, 0) - min(lo, 0))))
+        ch07.check_affine_params(
+            lambda lo, hi: (
+                (max(hi, 0) - min(lo, 0)) / 255,
+                -min(lo, 0) * 255 / (max(hi, 0) - min(lo, 0)),
+            )
+        )
     with pytest.raises(ExerciseError, match=r"return \(scale, zero_point\)"):
         ch07.check_affine_params(lambda lo, hi: 0.01)
 
@@ -90,33 +106,67 @@ def test_student_copy_stops_clearly_at_every_exercise(capsys):
 
 # --- the chapter as a whole ------------------------------------------------------------------
 
+
 def test_chapter_shape():
     nb = chapter(NAME)
     check_structure(nb, "ch07")
     intro = nb.cells[0].source
-    for needed in ("What you will learn", "What to know first", "How long it runs",
-                   "papermill notebooks/07_compress.ipynb", "1.06–1.15×", "1.00×"):
+    for needed in (
+        "What you will learn",
+        "What to know first",
+        "How long it runs",
+        "papermill notebooks/07_compress.ipynb",
+        "1.06–1.15×",
+        "1.00×",
+    ):
         assert needed in intro, needed
     text = "\n".join(c.source for c in nb.cells).lower()
     assert "really drop" not in text
-    for needed in ("## reference results", "## takeaways", "## further reading",
-                   "kd_temperature", "kd_alpha", "meaningless", "fair baseline"):
+    for needed in (
+        "## reference results",
+        "## takeaways",
+        "## further reading",
+        "kd_temperature",
+        "kd_alpha",
+        "meaningless",
+        "fair baseline",
+    ):
         assert needed in text, needed
 
 
 @pytest.mark.slow
 def test_chapter_runs_headless(tmp_path, tiny_home, isolated_home):
     from trashkit.train import train
-    train({"model": "tiny", "image_size": 48, "epochs": 1, "batch_size": 32},
-          tmp_path / "orig", progress=False)
-    nb = execute(REPO / "notebooks" / NAME, tmp_path / "out.ipynb", tiny_home,
-                 output_dir=str(tmp_path / "run"), checkpoint=str(tmp_path / "orig" / "best.pt"),
-                 train_epochs=1, finetune_epochs=1, student="tiny", latency_runs=3,
-                 scan_ratios=[0.6, 0.3], scan_epochs=1)
+
+    train(
+        {"model": "tiny", "image_size": 48, "epochs": 1, "batch_size": 32},
+        tmp_path / "orig",
+        progress=False,
+    )
+    nb = execute(
+        REPO / "notebooks" / NAME,
+        tmp_path / "out.ipynb",
+        tiny_home,
+        output_dir=str(tmp_path / "run"),
+        checkpoint=str(tmp_path / "orig" / "best.pt"),
+        train_epochs=1,
+        finetune_epochs=1,
+        student="tiny",
+        latency_runs=3,
+        scan_ratios=[0.6, 0.3],
+        scan_epochs=1,
+    )
     table = pd.read_csv(tmp_path / "run" / "variants.csv").set_index("variant")
-    assert {"original", "original + same extra epochs", "pruned", "decomposed",
-            "student alone (tiny)", "student distilled (tiny)", "ONNX Runtime fp32",
-            "ONNX Runtime int8"} <= set(table.index)
+    assert {
+        "original",
+        "original + same extra epochs",
+        "pruned",
+        "decomposed",
+        "student alone (tiny)",
+        "student distilled (tiny)",
+        "ONNX Runtime fp32",
+        "ONNX Runtime int8",
+    } <= set(table.index)
     assert "ArcFace head" not in table.index  # chapter 8; only on request here
     assert pd.isna(table.loc["ONNX Runtime int8", "MACs"])
     assert "not countable" in table.loc["ONNX Runtime int8", "note"]
@@ -127,8 +177,13 @@ def test_chapter_runs_headless(tmp_path, tiny_home, isolated_home):
     assert scan["kept MACs"].is_monotonic_decreasing and scan["kept MACs"][1] <= 0.6
     assert (scan["MACs"] / scan["MACs"][0]).round(6).tolist() == scan["kept MACs"].round(6).tolist()
     shown = printed(nb)
-    for needed in ("= trashkit's kd_loss", "torch-pruning builds the same network",
-                   "ONNX Runtime agrees", "WARNING: runs this short", "you predicted 1.20x"):
+    for needed in (
+        "= trashkit's kd_loss",
+        "torch-pruning builds the same network",
+        "ONNX Runtime agrees",
+        "WARNING: runs this short",
+        "you predicted 1.20x",
+    ):
         assert needed in shown, needed
     for figure in ("variants.png", "sensitivity.png", "cross_chapter.png"):
         assert (tmp_path / "run" / figure).is_file(), figure

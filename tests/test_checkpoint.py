@@ -11,8 +11,14 @@ import pytest
 import torch
 
 from conftest import REPO
-from trashkit.checkpoint import (VERSION, Checkpoint, CheckpointError, describe_architecture,
-                                 load_checkpoint, save_checkpoint)
+from trashkit.checkpoint import (
+    VERSION,
+    Checkpoint,
+    CheckpointError,
+    describe_architecture,
+    load_checkpoint,
+    save_checkpoint,
+)
 from trashkit.compress import decompose_model, prune_to_macs
 from trashkit.models import build_model
 
@@ -29,9 +35,17 @@ class Planted:
 
 def hostile(path: Path, marker: Path, like: Path | None = None) -> Path:
     """A checkpoint (a copy of ``like`` when given) with a planted object inside."""
-    raw = torch.load(like, weights_only=True) if like else {
-        "version": VERSION, "model": build_model("tiny", 6).state_dict(),
-        "classes": [f"c{i}" for i in range(6)], "config": {"model": "tiny"}, "image_size": 48}
+    raw = (
+        torch.load(like, weights_only=True)
+        if like
+        else {
+            "version": VERSION,
+            "model": build_model("tiny", 6).state_dict(),
+            "classes": [f"c{i}" for i in range(6)],
+            "config": {"model": "tiny"},
+            "image_size": 48,
+        }
+    )
     raw["extra"] = {"note": Planted(marker)}
     torch.save(raw, path)
     return path
@@ -46,11 +60,13 @@ def test_loading_never_runs_planted_code(tmp_path):
 
 
 @pytest.mark.slow
-def test_every_entry_point_refuses_a_planted_checkpoint(tmp_path, trained_run, tiny_crops,
-                                                        isolated_home):
+def test_every_entry_point_refuses_a_planted_checkpoint(
+    tmp_path, trained_run, tiny_crops, isolated_home
+):
     from trashkit.compress.pipeline import Study
     from trashkit.scoring import evaluate
     from trashkit.train import train
+
     run, _ = trained_run
     marker = tmp_path / "pwned"
     evil = hostile(tmp_path / "evil.pt", marker, like=run / "best.pt")
@@ -61,12 +77,28 @@ def test_every_entry_point_refuses_a_planted_checkpoint(tmp_path, trained_run, t
         "scoring": lambda: evaluate(evil, latency_runs=2, progress=False),
         "resume": lambda: train(None, copy, resume=True, progress=False),
         "chapter 7": lambda: Study(evil, tmp_path / "study"),
-        "init_from": lambda: train({"data": str(tiny_crops), "model": "tiny", "epochs": 1,
-                                    "image_size": 48, "init_from": str(evil)},
-                                   tmp_path / "a", progress=False),
-        "teacher": lambda: train({"data": str(tiny_crops), "model": "tiny", "epochs": 1,
-                                  "image_size": 48, "teacher": str(evil)},
-                                 tmp_path / "b", progress=False),
+        "init_from": lambda: train(
+            {
+                "data": str(tiny_crops),
+                "model": "tiny",
+                "epochs": 1,
+                "image_size": 48,
+                "init_from": str(evil),
+            },
+            tmp_path / "a",
+            progress=False,
+        ),
+        "teacher": lambda: train(
+            {
+                "data": str(tiny_crops),
+                "model": "tiny",
+                "epochs": 1,
+                "image_size": 48,
+                "teacher": str(evil),
+            },
+            tmp_path / "b",
+            progress=False,
+        ),
     }
     for name, attempt in attempts.items():
         with pytest.raises(CheckpointError, match="pickled Python objects"):
@@ -87,9 +119,16 @@ def test_torch_load_appears_once_and_only_with_weights_only():
 
 def _roundtrip(model: torch.nn.Module, tmp_path: Path, name: str) -> torch.nn.Module:
     path = tmp_path / f"{name}.pt"
-    save_checkpoint(path, Checkpoint(model=model.state_dict(), classes=list("abcdef"),
-                                     config={"model": "mbv3_reduced"}, image_size=64,
-                                     architecture=describe_architecture(model)))
+    save_checkpoint(
+        path,
+        Checkpoint(
+            model=model.state_dict(),
+            classes=list("abcdef"),
+            config={"model": "mbv3_reduced"},
+            image_size=64,
+            architecture=describe_architecture(model),
+        ),
+    )
     return load_checkpoint(path).build_model()
 
 
@@ -97,8 +136,9 @@ def _roundtrip(model: torch.nn.Module, tmp_path: Path, name: str) -> torch.nn.Mo
 def test_modified_networks_rebuild_from_plain_data(tmp_path, how):
     torch.manual_seed(0)
     base = build_model("mbv3_reduced", 6).eval()
-    model = (prune_to_macs(base, 64, 0.6)[0] if how == "pruned" else
-             decompose_model(base, 0.5)[0]).eval()
+    model = (
+        prune_to_macs(base, 64, 0.6)[0] if how == "pruned" else decompose_model(base, 0.5)[0]
+    ).eval()
     rebuilt = _roundtrip(model, tmp_path, how)
     x = torch.randn(2, 3, 64, 64)
     assert torch.equal(rebuilt(x), model(x))
@@ -114,8 +154,12 @@ def test_a_layer_that_cannot_be_described_is_refused():
 
 def test_versions_and_the_legacy_opt_in(tmp_path):
     model = build_model("tiny", 6)
-    base = {"model": model.state_dict(), "classes": list("abcdef"),
-            "config": {"model": "tiny"}, "image_size": 48}
+    base = {
+        "model": model.state_dict(),
+        "classes": list("abcdef"),
+        "config": {"model": "tiny"},
+        "image_size": 48,
+    }
     torch.save({**base, "version": VERSION + 1}, tmp_path / "new.pt")
     with pytest.raises(CheckpointError, match="written by a newer trashkit"):
         load_checkpoint(tmp_path / "new.pt")
@@ -128,8 +172,12 @@ def test_versions_and_the_legacy_opt_in(tmp_path):
 
 
 def test_weights_that_do_not_fit_and_junk_files(tmp_path):
-    ck = Checkpoint(model=build_model("tiny", 6).state_dict(), classes=list("abcdef"),
-                    config={"model": "mbv3_reduced"}, image_size=48)
+    ck = Checkpoint(
+        model=build_model("tiny", 6).state_dict(),
+        classes=list("abcdef"),
+        config={"model": "mbv3_reduced"},
+        image_size=48,
+    )
     save_checkpoint(tmp_path / "wrong.pt", ck)
     with pytest.raises(CheckpointError, match=r"do not fit model 'mbv3_reduced'"):
         load_checkpoint(tmp_path / "wrong.pt").build_model()

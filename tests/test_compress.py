@@ -10,8 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trashkit.complexity import measure_latency, official_macs
-from trashkit.compress import (OrtModel, decompose_model, export_onnx, prune_to_macs,
-                               quantize_int8)
+from trashkit.compress import OrtModel, decompose_model, export_onnx, prune_to_macs, quantize_int8
 from trashkit.models import build_model
 from trashkit.models.arcface import ArcFaceLoss, ArcFaceNet
 from trashkit.train import kd_loss
@@ -19,10 +18,19 @@ from trashkit.train import kd_loss
 
 def small_net() -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-                         nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32),
-                         nn.ReLU(), nn.Conv2d(32, 32, 1), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 6)).eval()
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.Conv2d(32, 32, 1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(32, 6),
+    ).eval()
 
 
 def test_kd_loss_on_known_logits():
@@ -35,13 +43,14 @@ def test_kd_loss_on_known_logits():
     kl = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)
     assert kd_loss(st, tt, torch.tensor(0.0), 1.0, 1.0).item() == pytest.approx(kl, rel=1e-5)
     # the T^2 factor: at T=2 the soft term is scaled by 4
-    t2 = F.kl_div(F.log_softmax(st / 2, 1), F.log_softmax(tt / 2, 1), reduction="batchmean",
-                  log_target=True).item()
+    t2 = F.kl_div(
+        F.log_softmax(st / 2, 1), F.log_softmax(tt / 2, 1), reduction="batchmean", log_target=True
+    ).item()
     assert kd_loss(st, tt, torch.tensor(0.0), 2.0, 1.0).item() == pytest.approx(4 * t2, rel=1e-5)
 
 
 def test_pruning_really_shrinks_layers_and_macs():
-    model = build_model("mbv3_reduced")
+    model = build_model("mbv3_reduced", 6)
     before = official_macs(model, 64)
     widths = [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
     pruned, info = prune_to_macs(model, 64, target_ratio=0.6)
@@ -63,6 +72,7 @@ def test_decomposition_lowers_macs_and_is_exact_at_full_rank():
     # SVD of a 1x1 conv at full rank reproduces it exactly
     conv = nn.Conv2d(32, 32, 1)
     from trashkit.compress.decompose import _tucker2
+
     assert _tucker2(conv, 1.0) is None  # full rank would not save MACs: left alone
     torch.manual_seed(1)
     wide = nn.Conv2d(16, 64, 1)
@@ -81,8 +91,9 @@ def test_onnx_and_int8_agree_with_float(tmp_path):
     ref = model(x).detach()
     fp32 = OrtModel(export_onnx(model, 32, tmp_path / "m.onnx"))
     assert torch.allclose(fp32(x), ref, atol=1e-4)  # stated tolerance: 1e-4 absolute
-    q = OrtModel(quantize_int8(tmp_path / "m.onnx", torch.randn(32, 3, 32, 32),
-                               tmp_path / "m.int8.onnx"))
+    q = OrtModel(
+        quantize_int8(tmp_path / "m.onnx", torch.randn(32, 3, 32, 32), tmp_path / "m.int8.onnx")
+    )
     err = (q(x) - ref).abs().max().item()
     scale = ref.abs().max().item()
     assert err <= 0.05 * scale + 1e-3  # stated tolerance: 5% of the output range
@@ -92,8 +103,9 @@ def test_onnx_and_int8_agree_with_float(tmp_path):
 
 
 def test_arcface_logits_for_a_known_embedding():
-    head = ArcFaceNet(nn.Sequential(nn.Flatten(), nn.Linear(2, 3)), num_classes=2,
-                      embedding=2, scale=10.0)
+    head = ArcFaceNet(
+        nn.Sequential(nn.Flatten(), nn.Linear(2, 3)), num_classes=2, embedding=2, scale=10.0
+    )
     head.embed = nn.Identity()  # the embedding is the 2-d input itself (then normalised)
     head.eval()
     with torch.no_grad():
@@ -105,13 +117,15 @@ def test_arcface_logits_for_a_known_embedding():
     loss_m = ArcFaceLoss(margin=0.3, scale=10.0)(logits, torch.tensor([0]))
     loss_0 = F.cross_entropy(logits, torch.tensor([0]))
     theta = math.acos(0.6)
-    expected = -math.log(math.exp(10 * math.cos(theta + 0.3)) /
-                         (math.exp(10 * math.cos(theta + 0.3)) + math.exp(8.0)))
+    expected = -math.log(
+        math.exp(10 * math.cos(theta + 0.3))
+        / (math.exp(10 * math.cos(theta + 0.3)) + math.exp(8.0))
+    )
     assert loss_m.item() == pytest.approx(expected, rel=1e-5) and loss_m > loss_0
     # the full model runs and its head is visible to the MACs counter
-    net = build_model("arcface:tiny")
+    net = build_model("arcface:tiny", 6)
     assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 6)
-    assert official_macs(net, 32) > official_macs(build_model("tiny"), 32)
+    assert official_macs(net, 32) > official_macs(build_model("tiny", 6), 32)
 
 
 def test_affine_int8_round_trip_matches_onnx_runtime():
@@ -119,13 +133,18 @@ def test_affine_int8_round_trip_matches_onnx_runtime():
     from onnxruntime.quantization.quant_utils import compute_scale_zp
 
     from trashkit.compress.quant import affine_params, dequantize, quantize, round_trip
+
     rt = round_trip([-0.51, 0.0, 0.1234, 2.04])  # chapter 7's toy, by hand: s 0.01, z 51
     assert rt["zero_point"] == 51 and rt["scale"] == pytest.approx(0.01)
     assert rt["q"].tolist() == [0, 51, 63, 255]
     assert rt["max_error"] == pytest.approx(0.0034) and rt["max_error"] <= rt["scale"] / 2
     for lo, hi in [(-0.51, 2.04), (0.5, 2.55), (-1.0, -0.2), (-3.0, 1.0)]:
-        zp, sc = compute_scale_zp(np.array(lo, np.float32), np.array(hi, np.float32),
-                                  np.array(0, np.uint8), np.array(255, np.uint8))
+        zp, sc = compute_scale_zp(
+            np.array(lo, np.float32),
+            np.array(hi, np.float32),
+            np.array(0, np.uint8),
+            np.array(255, np.uint8),
+        )
         scale, zero = affine_params(lo, hi)
         assert zero == int(zp) and scale == pytest.approx(float(sc), rel=1e-6)
     x = np.random.default_rng(0).normal(size=1000)
@@ -135,10 +154,14 @@ def test_affine_int8_round_trip_matches_onnx_runtime():
 
 def test_tucker2_macs_formula_equals_the_counter():
     from trashkit.compress.decompose import decompose_conv, ranks, tucker2_macs
+
     conv = nn.Conv2d(8, 8, 3, padding=1, bias=False)
     assert ranks(conv, 0.5) == (4, 4)
-    assert tucker2_macs(8, 8, 3, 4, 4, 4, 4) == 3328 == official_macs(decompose_conv(conv, 0.5),
-                                                                       (8, 4, 4))
+    assert (
+        tucker2_macs(8, 8, 3, 4, 4, 4, 4)
+        == 3328
+        == official_macs(decompose_conv(conv, 0.5), (8, 4, 4))
+    )
     strided = nn.Conv2d(16, 32, 3, stride=2, padding=1, bias=False)  # first 1x1 on the input grid
     low = decompose_conv(strided, 0.5)
     assert official_macs(low, (16, 8, 8)) == tucker2_macs(16, 32, 3, 8, 16, 8, 8, stride=2)
@@ -147,9 +170,14 @@ def test_tucker2_macs_formula_equals_the_counter():
 
 def test_prune_channels_cuts_the_coupled_slices():
     from trashkit.compress.prune import filter_norms, prune_channels
+
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
-                        nn.Conv2d(4, 2, 1, bias=False)).eval()
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1, bias=False),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Conv2d(4, 2, 1, bias=False),
+    ).eval()
     with torch.no_grad():
         net[1].bias.uniform_(-0.5, 0.5)
     drop = sorted(torch.argsort(filter_norms(net[0]))[:2].tolist())
@@ -168,6 +196,7 @@ def test_prune_channels_cuts_the_coupled_slices():
 @pytest.mark.slow
 def test_sensitivity_scan_and_the_fair_baseline(trained_run, tmp_path, isolated_home):
     from trashkit.compress import pipeline as cp
+
     run_dir, _ = trained_run
     ctx = cp.Study(run_dir / "best.pt", tmp_path)
     scan = cp.sensitivity_scan(ctx, [0.4, 0.7], epochs=1)
@@ -177,6 +206,7 @@ def test_sensitivity_scan_and_the_fair_baseline(trained_run, tmp_path, isolated_
     assert scan[["F1 pruned", "F1 fine-tuned"]].apply(lambda c: c.between(0, 1)).all().all()
     assert (tmp_path / "scan_040_ft" / "best.pt").is_file()
     import json
+
     cfg = json.loads((tmp_path / "scan_040_ft" / "config.json").read_text())
     assert cfg["init_from"] == str(tmp_path / "scan_040.pt") and cfg["epochs"] == 1
     base = cp.continued(ctx, 1)
@@ -184,12 +214,14 @@ def test_sensitivity_scan_and_the_fair_baseline(trained_run, tmp_path, isolated_
     assert cfg["init_from"] == str(run_dir / "best.pt") and cfg["lr"] == 0.02
     assert base.name == "original + same extra epochs"
     again = cp.continued(ctx, 1)  # a finished run is read back, not trained again
-    assert torch.equal(next(iter(again.model.state_dict().values())),
-                       next(iter(base.model.state_dict().values())))
+    assert torch.equal(
+        next(iter(again.model.state_dict().values())), next(iter(base.model.state_dict().values()))
+    )
 
 
 def test_chapter_of_reads_the_folder_names_the_chapters_give():
     from trashkit.compress.report import chapter_of
+
     assert chapter_of("20261125-101500-train") == "4 (training)"
     assert chapter_of("demo/04_train") == "4 (training)"
     assert chapter_of("demo/06_automl/trial_0003/run") == "6 (search trial)"

@@ -13,8 +13,10 @@ from PIL import Image
 import trashkit.data.coco as coco_module
 from trashkit.data import build_crop_table, export_crops, load_coco, step_counts
 
-CATS = [{"id": 1, "name": "Drink can", "supercategory": "Can"},
-        {"id": 2, "name": "Normal paper", "supercategory": "Paper"}]
+CATS = [
+    {"id": 1, "name": "Drink can", "supercategory": "Can"},
+    {"id": 2, "name": "Normal paper", "supercategory": "Paper"},
+]
 
 
 def _write(path: Path, images: list[dict], anns: list[dict], cats: list[dict] = CATS) -> Path:
@@ -37,15 +39,15 @@ def escaping(tmp_path):
     _image(root / "a.jpg", (0, 255, 0))
     os.symlink(secret, root / "link.jpg")
     names = ["a.jpg", "../outside/secret.jpg", str(secret), "link.jpg"]
-    images = [{"id": i + 1, "file_name": n, "width": 60, "height": 40}
-              for i, n in enumerate(names)]
-    anns = [{"id": 10 + i, "image_id": i + 1, "category_id": 1, "bbox": [5, 5, 20, 20]}
-            for i in range(len(names))]
+    images = [{"id": i + 1, "file_name": n, "width": 60, "height": 40} for i, n in enumerate(names)]
+    anns = [
+        {"id": 10 + i, "image_id": i + 1, "category_id": 1, "bbox": [5, 5, 20, 20]}
+        for i in range(len(names))
+    ]
     return root, _write(root / "ann.json", images, anns)
 
 
-def test_file_names_leaving_the_root_are_counted_and_never_opened(escaping, tmp_path,
-                                                                 monkeypatch):
+def test_file_names_leaving_the_root_are_counted_and_never_opened(escaping, tmp_path, monkeypatch):
     root, ann = escaping
     t = build_crop_table(ann, "synthetic", val_fraction=0.0)
     # '..' and the absolute path are refused from the annotations alone
@@ -56,8 +58,9 @@ def test_file_names_leaving_the_root_are_counted_and_never_opened(escaping, tmp_
     assert counts.loc["1 crop: path inside image root", "total"] == 2
     opened = []
     real_open = coco_module.open_rgb
-    monkeypatch.setattr(coco_module, "open_rgb", lambda p, *a, **k: opened.append(Path(p))
-                        or real_open(p, *a, **k))
+    monkeypatch.setattr(
+        coco_module, "open_rgb", lambda p, *a, **k: opened.append(Path(p)) or real_open(p, *a, **k)
+    )
     res = export_crops(t, root, tmp_path / "crops")
     # the symbolic link inside the root that leads out is refused at export
     assert opened == [(root / "a.jpg").resolve()]
@@ -78,10 +81,19 @@ def test_export_rechecks_a_hand_edited_table(escaping, tmp_path, monkeypatch):
     assert res.written == 0 and res.unsafe_ann_ids == [11]
 
 
-@pytest.mark.parametrize("name,safe", [("a/../b.jpg", True), ("./b.jpg", True),
-                                       ("batch_1/000006.jpg", True), ("a/../../b.jpg", False),
-                                       ("..\\b.jpg", False), ("C:/b.jpg", False),
-                                       ("/etc/passwd", False), ("", False)])
+@pytest.mark.parametrize(
+    "name,safe",
+    [
+        ("a/../b.jpg", True),
+        ("./b.jpg", True),
+        ("batch_1/000006.jpg", True),
+        ("a/../../b.jpg", False),
+        ("..\\b.jpg", False),
+        ("C:/b.jpg", False),
+        ("/etc/passwd", False),
+        ("", False),
+    ],
+)
 def test_safe_image_path(tmp_path, name, safe):
     got = coco_module.safe_image_path(tmp_path, name)
     assert (got is not None) == safe
@@ -91,12 +103,16 @@ def test_safe_image_path(tmp_path, name, safe):
 
 @pytest.mark.parametrize("kind,field_name", [("image", "images"), ("category", "categories")])
 def test_duplicate_image_and_category_ids_are_errors_naming_them(tmp_path, kind, field_name):
-    images = [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10},
-              {"id": 2, "file_name": "b.jpg", "width": 10, "height": 10}]
+    images = [
+        {"id": 1, "file_name": "a.jpg", "width": 10, "height": 10},
+        {"id": 2, "file_name": "b.jpg", "width": 10, "height": 10},
+    ]
     cats = list(CATS)
     if kind == "image":
-        images += [{"id": 2, "file_name": "c.jpg", "width": 10, "height": 10},
-                   {"id": 1, "file_name": "d.jpg", "width": 10, "height": 10}]
+        images += [
+            {"id": 2, "file_name": "c.jpg", "width": 10, "height": 10},
+            {"id": 1, "file_name": "d.jpg", "width": 10, "height": 10},
+        ]
     else:
         cats += [{"id": 2, "name": "Battery", "supercategory": "Battery"}]
     path = _write(tmp_path / "dup.json", images, [], cats)
@@ -108,16 +124,22 @@ def test_duplicate_image_and_category_ids_are_errors_naming_them(tmp_path, kind,
 
 
 def test_duplicate_annotation_ids(tmp_path):
-    images = [{"id": 1, "file_name": "a.jpg", "width": 50, "height": 50},
-              {"id": 2, "file_name": "b.jpg", "width": 50, "height": 50}]
+    images = [
+        {"id": 1, "file_name": "a.jpg", "width": 50, "height": 50},
+        {"id": 2, "file_name": "b.jpg", "width": 50, "height": 50},
+    ]
     box = [1, 1, 10, 10]
-    same = [{"id": 7, "image_id": 1, "category_id": 1, "bbox": box},
-            {"id": 7, "image_id": 1, "category_id": 2, "bbox": box}]
+    same = [
+        {"id": 7, "image_id": 1, "category_id": 1, "bbox": box},
+        {"id": 7, "image_id": 1, "category_id": 2, "bbox": box},
+    ]
     with pytest.raises(ValueError, match=r"same.json: duplicate annotation id\(s\) \[7\]"):
         load_coco(_write(tmp_path / "same.json", images, same))
     # across images (as in the official TACO file) rows stay apart by (image_id, ann_id)
-    across = [{"id": 7, "image_id": 1, "category_id": 1, "bbox": box},
-              {"id": 7, "image_id": 2, "category_id": 2, "bbox": box}]
+    across = [
+        {"id": 7, "image_id": 1, "category_id": 1, "bbox": box},
+        {"id": 7, "image_id": 2, "category_id": 2, "bbox": box},
+    ]
     with pytest.warns(UserWarning, match=r"annotation id\(s\) \[7\]"):
         t = build_crop_table(_write(tmp_path / "across.json", images, across), "synthetic")
     assert t.attrs["duplicate_ann_ids"] == [7]
@@ -125,8 +147,10 @@ def test_duplicate_annotation_ids(tmp_path):
 
 
 def test_image_entries_without_size_are_errors_naming_them(tmp_path):
-    images = [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10},
-              {"id": 5, "file_name": "b.jpg", "height": 10}]
+    images = [
+        {"id": 1, "file_name": "a.jpg", "width": 10, "height": 10},
+        {"id": 5, "file_name": "b.jpg", "height": 10},
+    ]
     with pytest.raises(ValueError, match=r"bad.json: image id\(s\) \[5\].*'width'"):
         load_coco(_write(tmp_path / "bad.json", images, []))
 
@@ -141,19 +165,20 @@ def _ann(ann_id: int, drop: tuple[str, ...] = (), **fields) -> dict:
 
 def test_malformed_annotations_are_bad_boxes_named_by_id(tmp_path):
     images = [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 100}]
-    anns = [_ann(1),                                  # kept
-            _ann(2, drop=("bbox",)),
-            _ann(3, bbox=[10, 10, 20]),               # too short
-            _ann(4, bbox=["10", 10, 20, 20]),         # not numbers
-            _ann(5, bbox=None),
-            _ann(6, drop=("image_id",)),
-            _ann(7, image_id="one"),
-            _ann(8, drop=("category_id",)),
-            _ann(9, category_id=1.5),
-            _ann(10, image_id=42),                    # a valid id of an unlisted image
-            _ann(11, bbox="10,10,20,20")]
-    t = build_crop_table(_write(tmp_path / "ann.json", images, anns), "synthetic",
-                         val_fraction=0.0)
+    anns = [
+        _ann(1),  # kept
+        _ann(2, drop=("bbox",)),
+        _ann(3, bbox=[10, 10, 20]),  # too short
+        _ann(4, bbox=["10", 10, 20, 20]),  # not numbers
+        _ann(5, bbox=None),
+        _ann(6, drop=("image_id",)),
+        _ann(7, image_id="one"),
+        _ann(8, drop=("category_id",)),
+        _ann(9, category_id=1.5),
+        _ann(10, image_id=42),  # a valid id of an unlisted image
+        _ann(11, bbox="10,10,20,20"),
+    ]
+    t = build_crop_table(_write(tmp_path / "ann.json", images, anns), "synthetic", val_fraction=0.0)
     assert t.status.tolist() == ["kept"] + ["bad_box"] * 8 + ["missing_image", "bad_box"]
     bad = [2, 3, 4, 5, 6, 7, 8, 9, 11]
     assert t.attrs["bad_box_ann_ids"] == bad

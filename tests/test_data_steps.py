@@ -7,8 +7,18 @@ import warnings
 import pandas as pd
 import pytest
 
-from trashkit.data import (TEST_DIR, aspect_step, build_crop_table, class_counts, crop_step,
-                           export_crops, load_coco, map_step, overlap_step, split_step)
+from trashkit.data import (
+    TEST_DIR,
+    aspect_step,
+    build_crop_table,
+    class_counts,
+    crop_step,
+    export_crops,
+    load_coco,
+    map_step,
+    overlap_step,
+    split_step,
+)
 from conftest import TACO, needs
 
 
@@ -70,8 +80,9 @@ def test_split_step_needs_the_mapping_first(tiny_coco):
         split_step(crop_step(tiny_coco))
 
 
-@pytest.mark.parametrize("step,value", [(overlap_step, 0.0), (overlap_step, 1.5),
-                                        (aspect_step, 0.5)])
+@pytest.mark.parametrize(
+    "step,value", [(overlap_step, 0.0), (overlap_step, 1.5), (aspect_step, 0.5)]
+)
 def test_step_parameters_are_checked(tiny_coco, step, value):
     with pytest.raises(ValueError, match="must be"):
         step(crop_step(tiny_coco), value)

@@ -20,18 +20,43 @@ from conftest import REPO
 from trashkit.checkpoint import load_checkpoint
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun not installed")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun not installed"),
+]
 
 
 def torchrun(out: Path, crops: Path, home: Path, *extra: str, epochs: int = 4):
     """Start ``torchrun --nproc_per_node 2 -m trashkit train`` (returns the Popen)."""
-    cmd = [str(TORCHRUN), "--nproc_per_node", "2", "-m", "trashkit", "train",
-           "--output-dir", str(out), *extra, "--set", f"data={crops}", "model=tiny",
-           "image_size=48", f"epochs={epochs}", "batch_size=8", "workers=0", "seed=3"]
+    cmd = [
+        str(TORCHRUN),
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "trashkit",
+        "train",
+        "--output-dir",
+        str(out),
+        *extra,
+        "--set",
+        f"data={crops}",
+        "model=tiny",
+        "image_size=48",
+        f"epochs={epochs}",
+        "batch_size=8",
+        "workers=0",
+        "seed=3",
+    ]
     env = {**os.environ, "TRASHKIT_HOME": str(home), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def finish(proc, timeout: float = 240) -> str:
@@ -42,10 +67,10 @@ def finish(proc, timeout: float = 240) -> str:
 def rank_pid(torchrun_pid: int, rank: int) -> int | None:
     """The worker process torchrun started for ``rank`` (found by its RANK variable)."""
     import psutil
+
     for child in psutil.Process(torchrun_pid).children(recursive=True):
         try:
-            if child.environ().get("RANK") == str(rank) and "trashkit" in " ".join(
-                    child.cmdline()):
+            if child.environ().get("RANK") == str(rank) and "trashkit" in " ".join(child.cmdline()):
                 return child.pid
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
@@ -61,7 +86,8 @@ def test_two_processes_train_and_resume_after_a_kill(tmp_path, tiny_crops, tiny_
     assert len(pd.read_csv(tmp_path / "full" / "history.csv")) == 4
     assert log.count("epoch   2/4") == 1, "only rank 0 logs and checkpoints"
     assert not list((tmp_path / "full").glob("*.tmp")) and not list(
-        (tmp_path / "full").glob(".*.tmp"))
+        (tmp_path / "full").glob(".*.tmp")
+    )
     # the same run, with rank 1 killed after its first epoch
     proc = torchrun(tmp_path / "cut", tiny_crops, tiny_home)
     history = tmp_path / "cut" / "history.csv"

@@ -20,15 +20,15 @@ def test_device_path_trains_exactly_like_the_worker_path(tmp_path, tiny_crops, i
     does) give the very same run as batches built by CPU worker processes."""
     runs = {}
     for where in ("workers", "device"):
-        train(tiny_config(tiny_crops, epochs=2, augment_on=where), tmp_path / where,
-              progress=False)
+        train(tiny_config(tiny_crops, epochs=2, augment_on=where), tmp_path / where, progress=False)
         runs[where] = load_checkpoint(tmp_path / where / "last.pt").model
     assert all(torch.equal(runs["workers"][k], runs["device"][k]) for k in runs["workers"])
 
 
 @pytest.mark.slow
-def test_channels_last_trains_to_the_same_predictions(tmp_path, tiny_crops, isolated_home,
-                                                      trained_run):
+def test_channels_last_trains_to_the_same_predictions(
+    tmp_path, tiny_crops, isolated_home, trained_run
+):
     _, base = trained_run
     m = train(tiny_config(tiny_crops, channels_last=True), tmp_path / "cl", progress=False)
     assert m["val_macro_f1"] == pytest.approx(base["val_macro_f1"], abs=0.05)
@@ -48,8 +48,11 @@ def test_mixed_precision_choice(monkeypatch):
 
 def test_deterministic_switches(monkeypatch):
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
-    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
-              torch.backends.cudnn.benchmark)
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
     try:
         make_deterministic(TrainConfig(deterministic=True), torch.device("cuda"))
         assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"

@@ -47,7 +47,8 @@ def _folder(root: Path) -> Path:
     Image.new("RGBA", (40, 30), (0, 0, 0, 0)).save(metal / "clear.png")
     base.convert("P").save(paper / "palette.png")
     Image.fromarray((RNG.integers(0, 65535, (30, 40))).astype(np.uint16)).save(
-        paper / "sixteen.png")
+        paper / "sixteen.png"
+    )
     exif = Image.Exif()
     exif[0x0112] = 6  # stored sideways, shown upright
     _jpeg(paper / "rotated.jpg", exif=exif.tobytes())
@@ -62,25 +63,35 @@ def _coco(root: Path) -> Path:
     """A COCO file whose names, boxes and categories were never checked."""
     _jpeg(root / "images" / "a.jpg")
     _jpeg(root / "outside" / "secret.jpg")
-    images = [{"id": 1, "file_name": "a.jpg", "width": 40, "height": 30},
-              {"id": 2, "file_name": "../outside/secret.jpg", "width": 40, "height": 30},
-              {"id": 3, "file_name": str(root / "outside" / "secret.jpg"), "width": 40,
-               "height": 30}]
-    anns = [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 10, 10]},
-            {"id": 2, "image_id": 2, "category_id": 1, "bbox": [2, 2, 10, 10]},
-            {"id": 3, "image_id": 3, "category_id": 1, "bbox": [2, 2, 10, 10]},
-            {"id": 4, "image_id": 1, "category_id": 1},
-            {"id": 5, "image_id": 1, "category_id": 1, "bbox": [1, 2]},
-            {"id": 6, "image_id": 1, "category_id": 1, "bbox": ["x", 1, 2, 3]},
-            {"id": 7, "image_id": 1, "category_id": 1, "bbox": [5, 5, 0, -3]},
-            {"id": 8, "image_id": 1, "category_id": 1, "bbox": [30, 20, 30, 30]},
-            {"id": 9, "image_id": 1, "category_id": 99, "bbox": [20, 2, 8, 8]}]
+    images = [
+        {"id": 1, "file_name": "a.jpg", "width": 40, "height": 30},
+        {"id": 2, "file_name": "../outside/secret.jpg", "width": 40, "height": 30},
+        {"id": 3, "file_name": str(root / "outside" / "secret.jpg"), "width": 40, "height": 30},
+    ]
+    anns = [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 10, 10]},
+        {"id": 2, "image_id": 2, "category_id": 1, "bbox": [2, 2, 10, 10]},
+        {"id": 3, "image_id": 3, "category_id": 1, "bbox": [2, 2, 10, 10]},
+        {"id": 4, "image_id": 1, "category_id": 1},
+        {"id": 5, "image_id": 1, "category_id": 1, "bbox": [1, 2]},
+        {"id": 6, "image_id": 1, "category_id": 1, "bbox": ["x", 1, 2, 3]},
+        {"id": 7, "image_id": 1, "category_id": 1, "bbox": [5, 5, 0, -3]},
+        {"id": 8, "image_id": 1, "category_id": 1, "bbox": [30, 20, 30, 30]},
+        {"id": 9, "image_id": 1, "category_id": 99, "bbox": [20, 2, 8, 8]},
+    ]
     cats = [{"id": 1, "name": "Drink can", "supercategory": "Can"}]
     path = root / "images" / "ann.json"
     path.write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
     dup = root / "dup.json"
-    dup.write_text(json.dumps({"images": images + [dict(images[0], file_name="b.jpg")],
-                               "annotations": anns[:1], "categories": cats}))
+    dup.write_text(
+        json.dumps(
+            {
+                "images": images + [dict(images[0], file_name="b.jpg")],
+                "annotations": anns[:1],
+                "categories": cats,
+            }
+        )
+    )
     return path
 
 
@@ -96,8 +107,9 @@ def cached(hostile):
         warnings.simplefilter("ignore")
         scan = load_source(hostile["folder"])
         cache = build_cache(scan.samples, 24, hostile["root"] / "cache", progress=False)
-    reasons = {Path(p).name: why for p, why in cache.skipped + [(str(p), w) for p, w in
-                                                                 scan.skipped]}
+    reasons = {
+        Path(p).name: why for p, why in cache.skipped + [(str(p), w) for p, w in scan.skipped]
+    }
     return scan, cache, reasons
 
 
@@ -121,6 +133,7 @@ def check_modes(hostile, cached):
 
 def check_exif(hostile, cached):
     from trashkit.data import open_rgb
+
     assert open_rgb(hostile["folder"] / "Paper" / "rotated.jpg").size == (30, 40)
 
 
@@ -148,6 +161,7 @@ def check_val_only_class(hostile, cached):
 
 def check_rare_class(hostile, cached):
     from trashkit.data.split import holdout_split, uncovered_classes
+
     labels = np.array([0] * 10 + [1] * 10 + [2] * 2)
     _, val, _ = holdout_split(labels, 0.2, 0.0, seed=0)
     assert uncovered_classes(labels, val, ["a", "b", "rare"]) == ["rare"]
@@ -158,8 +172,9 @@ def check_unsafe_path(hostile, cached):
     assert t.attrs["unsafe_path_ann_ids"] == [2, 3]
     out = export_crops(t, hostile["coco"].parent, hostile["root"] / "crops")
     assert out.written == (t.status == "kept").sum() == 2  # a.jpg's two good boxes only
-    assert not any("_2.jpg" in p.name or "_3.jpg" in p.name
-                   for p in (hostile["root"] / "crops").rglob("*.jpg"))
+    assert not any(
+        "_2.jpg" in p.name or "_3.jpg" in p.name for p in (hostile["root"] / "crops").rglob("*.jpg")
+    )
 
 
 def check_duplicate_ids(hostile, cached):
@@ -179,9 +194,11 @@ def check_unknown_category(hostile, cached):
 
 
 def check_yaml(hostile, cached):
-    for text, arg in (("width_multiple: 0", "width_multiple"), ("depth_multiple: -1",
-                                                                 "depth_multiple"),
-                      ("input_channel: 0", "input_channel")):
+    for text, arg in (
+        ("width_multiple: 0", "width_multiple"),
+        ("depth_multiple: -1", "depth_multiple"),
+        ("input_channel: 0", "input_channel"),
+    ):
         path = hostile["root"] / "bad.yaml"
         path.write_text(f"{text}\nbackbone:\n  - [1, Conv, [16, 3, 2]]\n")
         with pytest.raises(YamlConfigError, match=rf"bad.yaml:1.*{arg}"):
@@ -193,6 +210,7 @@ def check_yaml(hostile, cached):
 
 def check_train_config(hostile, cached):
     from trashkit.train import TrainConfig
+
     with pytest.raises(ValueError, match="training parameter image_size=32.7 is invalid"):
         TrainConfig.from_dict({"image_size": 32.7})
     with pytest.raises(ValueError, match="training parameter epochs='2' is invalid"):
@@ -201,14 +219,19 @@ def check_train_config(hostile, cached):
 
 def check_misspelled_parameter(hostile, cached):
     from trashkit.notebook import UnknownParameter, check_parameters
+
     history = ["import x", "epochs = 30\nlr = 0.1\n", "# Parameters\nepoch = 1\n"]
     with pytest.raises(UnknownParameter, match="unknown parameter 'epoch' — did you mean"):
         check_parameters({"In": history})
 
 
 def _checkpoint(path: Path, model: str = "tiny", **raw) -> Path:
-    ck = Checkpoint(model=build_model("tiny", 6).state_dict(), classes=list("abcdef"),
-                    config={"model": model}, image_size=24)
+    ck = Checkpoint(
+        model=build_model("tiny", 6).state_dict(),
+        classes=list("abcdef"),
+        config={"model": model},
+        image_size=24,
+    )
     save_checkpoint(path, ck)
     if raw:
         torch.save({**torch.load(path, weights_only=True), **raw}, path)
@@ -240,6 +263,7 @@ def check_newer(hostile, cached):
 
 def check_unknown_class(hostile, cached):
     from trashkit.scoring import score_folder
+
     ckpt = load_checkpoint(_checkpoint(hostile["root"] / "six.pt"))
     with pytest.raises(ValueError, match=r"class\(es\) \['Metal', 'Paper'\] that the model"):
         with warnings.catch_warnings():
@@ -249,54 +273,102 @@ def check_unknown_class(hostile, cached):
 
 def check_reused_folder(hostile, cached):
     from trashkit.runs import resolve_output_dir
+
     with pytest.raises(FileExistsError, match="already holds files"):
         resolve_output_dir(hostile["folder"], "x")
 
 
 def check_storage_url(hostile, cached):
     from trashkit.search import SearchConfig, storage_url
+
     with pytest.raises(ValueError, match="is not a database URL"):
         storage_url(SearchConfig(storage="postgres//nope"), hostile["root"])
 
 
 #: (input, what trashkit does, check) - the README table, row by row
 TABLE = [
-    ("truncated, zero-byte or non-image file with an image extension",
-     "skipped and reported by name; the rest is kept", check_corrupt),
+    (
+        "truncated, zero-byte or non-image file with an image extension",
+        "skipped and reported by name; the rest is kept",
+        check_corrupt,
+    ),
     ("stray non-image file (Thumbs.db, notes)", "not scanned; reported", check_not_image),
-    ("grayscale, RGBA, CMYK, 16-bit, palette image", "converted to RGB (transparent: white)",
-     check_modes),
+    (
+        "grayscale, RGBA, CMYK, 16-bit, palette image",
+        "converted to RGB (transparent: white)",
+        check_modes,
+    ),
     ("EXIF-rotated phone photo", "turned upright", check_exif),
     ("huge image (a decompression bomb)", "refused, skipped and reported", check_huge),
     ("empty class folder", "reported; left out of the class list", check_empty_class),
-    ("dangling symlink, or file deleted after the scan", "skipped and reported as missing",
-     check_dangling),
-    ("competition layout: class in val/ but not in train/", "error naming the class",
-     check_val_only_class),
-    ("class too small for a validation share", "said before training; macro-F1 covers the "
-     "classes that have validation images (listed in metrics.json)", check_rare_class),
-    ("COCO file_name with ../ or an absolute path", "never opened; counted as unsafe_path "
-     "and reported by annotation id", check_unsafe_path),
+    (
+        "dangling symlink, or file deleted after the scan",
+        "skipped and reported as missing",
+        check_dangling,
+    ),
+    (
+        "competition layout: class in val/ but not in train/",
+        "error naming the class",
+        check_val_only_class,
+    ),
+    (
+        "class too small for a validation share",
+        "said before training; macro-F1 covers the "
+        "classes that have validation images (listed in metrics.json)",
+        check_rare_class,
+    ),
+    (
+        "COCO file_name with ../ or an absolute path",
+        "never opened; counted as unsafe_path and reported by annotation id",
+        check_unsafe_path,
+    ),
     ("COCO duplicate image / category ids", "error naming the ids", check_duplicate_ids),
-    ("COCO bbox missing, too short, not numbers, or empty", "counted as bad_box, named by "
-     "annotation id; boxes reaching outside the image are clipped", check_bad_bbox),
-    ("COCO category id missing from the categories", "counted as unknown_category, ids "
-     "reported", check_unknown_category),
-    ("YAML with width_multiple <= 0, negative depth, input_channel 0, negative padding",
-     "error naming file, line, module and argument", check_yaml),
-    ("training parameter of the wrong type or range (image_size=32.7, epochs=\"2\")",
-     "error naming the parameter and what it expects", check_train_config),
-    ("misspelled papermill parameter (-p epoch 1)", "the chapter stops at once: unknown "
-     "parameter 'epoch' — did you mean 'epochs'?", check_misspelled_parameter),
-    ("checkpoint holding pickled code", "refused without running it (weights_only loading)",
-     check_pickled_code),
-    ("checkpoint whose weights do not fit its model", "error naming the model and the "
-     "mismatch", check_mismatch),
+    (
+        "COCO bbox missing, too short, not numbers, or empty",
+        "counted as bad_box, named by annotation id; boxes reaching outside the image are clipped",
+        check_bad_bbox,
+    ),
+    (
+        "COCO category id missing from the categories",
+        "counted as unknown_category, ids reported",
+        check_unknown_category,
+    ),
+    (
+        "YAML with width_multiple <= 0, negative depth, input_channel 0, negative padding",
+        "error naming file, line, module and argument",
+        check_yaml,
+    ),
+    (
+        'training parameter of the wrong type or range (image_size=32.7, epochs="2")',
+        "error naming the parameter and what it expects",
+        check_train_config,
+    ),
+    (
+        "misspelled papermill parameter (-p epoch 1)",
+        "the chapter stops at once: unknown parameter 'epoch' — did you mean 'epochs'?",
+        check_misspelled_parameter,
+    ),
+    (
+        "checkpoint holding pickled code",
+        "refused without running it (weights_only loading)",
+        check_pickled_code,
+    ),
+    (
+        "checkpoint whose weights do not fit its model",
+        "error naming the model and the mismatch",
+        check_mismatch,
+    ),
     ("checkpoint from a newer trashkit", "refused, with the versions", check_newer),
-    ("evaluation images of a class the model does not know", "error naming the class",
-     check_unknown_class),
-    ("output folder that already holds files", "refused; nothing is overwritten",
-     check_reused_folder),
+    (
+        "evaluation images of a class the model does not know",
+        "error naming the class",
+        check_unknown_class,
+    ),
+    (
+        "output folder that already holds files",
+        "refused; nothing is overwritten",
+        check_reused_folder,
+    ),
     ("Optuna storage URL that is not a URL", "fails at once with examples", check_storage_url),
 ]
 

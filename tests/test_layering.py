@@ -11,8 +11,9 @@ from pathlib import Path
 
 from conftest import REPO
 
-LAYERS = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"][
-    "contracts"][0]["layers"]
+LAYERS = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"][
+    0
+]["layers"]
 MAX_LINES = 60
 
 
@@ -25,8 +26,11 @@ def test_no_lower_layer_imports_a_higher_one():
 def test_every_module_has_a_layer():
     placed = {m.strip() for line in LAYERS for m in line.split("|")}
     pkg = REPO / "trashkit"
-    tops = {f"trashkit.{p.stem if p.is_file() else p.name}" for p in pkg.iterdir()
-            if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").is_file()}
+    tops = {
+        f"trashkit.{p.stem if p.is_file() else p.name}"
+        for p in pkg.iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").is_file()
+    }
     assert tops <= placed, f"modules outside the layering: {sorted(tops - placed)}"
 
 

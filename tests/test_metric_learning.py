@@ -91,7 +91,7 @@ def test_three_predictors_on_a_tiny_model():
 
 
 def test_embed_gives_unit_vectors_that_do_not_depend_on_the_batch():
-    net = build_model("arcface:tiny").train()  # embed() must switch to eval mode itself
+    net = build_model("arcface:tiny", 6).train()  # embed() must switch to eval mode itself
     x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
     together = em.embed(net, [(x, [0, 1, 2, 3])])
     alone = em.embed(net, [(x[:1], [0])])
@@ -137,7 +137,7 @@ def test_the_search_indexes_agree_with_brute_force():
 def test_gallery_net_counts_the_search_as_macs():
     from trashkit.complexity import official_macs
 
-    net = build_model("arcface:tiny")
+    net = build_model("arcface:tiny", 6)
     bank = F.normalize(torch.randn(100, 512), dim=1)
     gallery = em.GalleryNet(net, bank)
     x = torch.zeros(1, 3, 32, 32)

@@ -11,8 +11,16 @@ import pytest
 import torch
 
 from trashkit.models import blocks, build_model, build_yaml_model, families, yaml_backbone
-from trashkit.models.blocks import (MODULES, ArgError, build_block, module_spec, parse_args,
-                                    scale_channels, stride_of, yaml_args)
+from trashkit.models.blocks import (
+    MODULES,
+    ArgError,
+    build_block,
+    module_spec,
+    parse_args,
+    scale_channels,
+    stride_of,
+    yaml_args,
+)
 
 #: a valid argument list of every module, its input channels and its stride
 EXAMPLES = {
@@ -72,8 +80,9 @@ def _fingerprint(name: str) -> torch.nn.Module:
     torch.manual_seed(0)
     if name.startswith("zoo"):
         _, width, depth = name.split()
-        return build_yaml_model({"width_multiple": float(width),
-                                 "depth_multiple": float(depth), "backbone": ZOO})
+        return build_yaml_model(
+            {"width_multiple": float(width), "depth_multiple": float(depth), "backbone": ZOO}
+        )
     return build_model(name, 6)
 
 
@@ -85,8 +94,12 @@ def test_same_networks_as_before_the_table(name, size):
     with torch.no_grad():
         y = model.eval()(x)
     weights = torch.arange(1, y.numel() + 1, dtype=y.dtype).view_as(y)
-    got = (sum(p.numel() for p in model.parameters()), y.sum().item(),
-           (y * weights).sum().item(), y.abs().sum().item())
+    got = (
+        sum(p.numel() for p in model.parameters()),
+        y.sum().item(),
+        (y * weights).sum().item(),
+        y.abs().sum().item(),
+    )
     params, *sums = FINGERPRINTS[(name, size)]
     assert got[0] == params
     assert got[1:] == pytest.approx(sums, rel=1e-4, abs=1e-5)
@@ -117,18 +130,29 @@ def test_rows_say_which_arguments_are_channels_and_stride():
 
 
 def test_parse_fills_defaults_by_name():
-    assert parse_args("Conv", [16, 3, 2, None, 1, "Hardswish"]) == \
-        {"c": 16, "k": 3, "s": 2, "p": None, "g": 1, "act": "Hardswish"}
-    assert parse_args("Conv", [16]) == \
-        {"c": 16, "k": 1, "s": 1, "p": None, "g": 1, "act": "ReLU"}
+    assert parse_args("Conv", [16, 3, 2, None, 1, "Hardswish"]) == {
+        "c": 16,
+        "k": 3,
+        "s": 2,
+        "p": None,
+        "g": 1,
+        "act": "Hardswish",
+    }
+    assert parse_args("Conv", [16]) == {"c": 16, "k": 1, "s": 1, "p": None, "g": 1, "act": "ReLU"}
     assert parse_args("MaxPool", [3]) == {"k": 3, "s": 3, "p": 0}  # stride defaults to k
     assert parse_args("MaxPool", [3, None, 1]) == {"k": 3, "s": 3, "p": 1}
     assert parse_args("GlobalAvgPool", None) == {}
 
 
 def test_yaml_args_writes_positions_the_search_wrote():
-    assert yaml_args("InvertedResidualv3", k=3, t=4, c=24, use_se=0, use_hs=1, s=2) == \
-        [3, 4, 24, 0, 1, 2]
+    assert yaml_args("InvertedResidualv3", k=3, t=4, c=24, use_se=0, use_hs=1, s=2) == [
+        3,
+        4,
+        24,
+        0,
+        1,
+        2,
+    ]
     assert yaml_args("Conv", c=16, k=3, s=2, act="ReLU") == [16, 3, 2, None, 1, "ReLU"]
     assert yaml_args("MBConv", c=24, t=6, k=3, s=1) == [6, 24, 1, 3]
     assert yaml_args("MaxPool", k=3, p=1) == [3, None, 1]
@@ -136,12 +160,15 @@ def test_yaml_args_writes_positions_the_search_wrote():
     assert yaml_args("Linear", c=9) == [9]
 
 
-@pytest.mark.parametrize("module, kwargs, message", [
-    ("Conv", {"c": 16, "kernel": 3}, r"Conv: unknown argument\(s\) \['kernel'\]"),
-    ("InvertedResidualv2", {"c": 16, "t": 2}, r"missing required argument\(s\) \['s'\]"),
-    ("DWConv", {"c": 16, "s": 0}, r"DWConv: argument 's' must be a positive integer, got 0"),
-    ("Convv", {"c": 16}, r"unknown module 'Convv' \(did you mean Conv\?\)"),
-])
+@pytest.mark.parametrize(
+    "module, kwargs, message",
+    [
+        ("Conv", {"c": 16, "kernel": 3}, r"Conv: unknown argument\(s\) \['kernel'\]"),
+        ("InvertedResidualv2", {"c": 16, "t": 2}, r"missing required argument\(s\) \['s'\]"),
+        ("DWConv", {"c": 16, "s": 0}, r"DWConv: argument 's' must be a positive integer, got 0"),
+        ("Convv", {"c": 16}, r"unknown module 'Convv' \(did you mean Conv\?\)"),
+    ],
+)
 def test_yaml_args_refuses_what_would_not_parse(module, kwargs, message):
     with pytest.raises(ArgError, match=message):
         yaml_args(module, **kwargs)
@@ -164,8 +191,7 @@ def test_only_the_first_repeat_downsamples(name):
 
 def test_scale_channels_touches_only_channel_arguments():
     values = parse_args("Fire", [16, 32, 40])
-    assert scale_channels("Fire", values, 0.5) == {"squeeze": 8, "expand1x1": 16,
-                                                   "expand3x3": 24}
+    assert scale_channels("Fire", values, 0.5) == {"squeeze": 8, "expand1x1": 16, "expand3x3": 24}
     v3 = parse_args("InvertedResidualv3", [5, 4, 40, 1, 1, 2])
     assert scale_channels("InvertedResidualv3", v3, 2.0) == {**v3, "c": 80}
     assert scale_channels("Linear", {"c": 6, "act": None}, 0.5) == {"c": 6, "act": None}
@@ -183,8 +209,10 @@ def test_sample_config_writes_through_the_table():
     import optuna
 
     from trashkit.search import SearchConfig, sample_config
-    study = optuna.create_study(directions=["maximize", "minimize"],
-                                sampler=optuna.samplers.RandomSampler(seed=3))
+
+    study = optuna.create_study(
+        directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=3)
+    )
     seen = set()
     for _ in range(30):
         try:
@@ -193,20 +221,23 @@ def test_sample_config_writes_through_the_table():
             continue
         assert model_cfg["backbone"][-1] == [1, "Linear", [9]]
         for _, name, args in model_cfg["backbone"]:
-            assert yaml_args(name, **parse_args(name, args))[:len(args)] == args
+            assert yaml_args(name, **parse_args(name, args))[: len(args)] == args
             seen.add(name)
     assert {"Conv", "Linear", "GlobalAvgPool"} < seen
 
 
 def _long_functions(module) -> list[str]:
     tree = ast.parse(inspect.getsource(module))
-    return [f"{module.__name__}.{node.name}: {node.end_lineno - node.lineno + 1} lines"
-            for node in ast.walk(tree)
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-            and node.end_lineno - node.lineno + 1 > 60]
+    return [
+        f"{module.__name__}.{node.name}: {node.end_lineno - node.lineno + 1} lines"
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno - node.lineno + 1 > 60
+    ]
 
 
 def test_model_builders_are_short():
-    assert _long_functions(blocks) + _long_functions(yaml_backbone) + \
-        _long_functions(families) == []
+    assert (
+        _long_functions(blocks) + _long_functions(yaml_backbone) + _long_functions(families) == []
+    )
     assert len(inspect.getsource(build_block).splitlines()) <= 15  # a lookup, not a chain

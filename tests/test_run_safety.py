@@ -31,8 +31,9 @@ def test_a_run_that_failed_before_its_first_epoch_resumes(tmp_path, tiny_crops, 
     assert any("no epoch had finished" in n for n in metrics["notes"])
 
 
-def test_a_truncated_history_never_breaks_a_resume(tmp_path, tiny_crops, isolated_home,
-                                                   trained_run):
+def test_a_truncated_history_never_breaks_a_resume(
+    tmp_path, tiny_crops, isolated_home, trained_run
+):
     first, m1 = trained_run
     train(tiny_config(tiny_crops), tmp_path / "c", progress=False, callbacks=[StopAfter(2)])
     (tmp_path / "c" / "history.csv").write_text("")  # a crash mid-write, or a careless editor
@@ -40,7 +41,8 @@ def test_a_truncated_history_never_breaks_a_resume(tmp_path, tiny_crops, isolate
     assert m2["val_macro_f1"] == m1["val_macro_f1"]
     cols = ["train_loss", "val_loss", "val_macro_f1"]
     assert pd.read_csv(first / "history.csv")[cols].equals(
-        pd.read_csv(tmp_path / "c" / "history.csv")[cols])
+        pd.read_csv(tmp_path / "c" / "history.csv")[cols]
+    )
 
 
 def test_atomic_write_leaves_the_old_file_when_interrupted(tmp_path, monkeypatch):
@@ -48,6 +50,7 @@ def test_atomic_write_leaves_the_old_file_when_interrupted(tmp_path, monkeypatch
 
     def crash(*_):
         raise KeyboardInterrupt("killed mid-write")
+
     monkeypatch.setattr("os.replace", crash)
     with pytest.raises(KeyboardInterrupt):
         write_atomic(path, '{"f1": 0.9, "trunc')
@@ -63,12 +66,14 @@ def test_nothing_one_run_wrote_is_overwritten(tmp_path, tiny_crops, isolated_hom
     with pytest.raises(FileExistsError, match=r"already holds files \(\['best.pt'\]\)"):
         train(tiny_config(tiny_crops, epochs=1), other, progress=False)
     assert (other / "best.pt").read_bytes() == before
-    evaluate(run / "best.pt", tiny_crops, out_dir=tmp_path / "score", latency_runs=2,
-             progress=False)
+    evaluate(
+        run / "best.pt", tiny_crops, out_dir=tmp_path / "score", latency_runs=2, progress=False
+    )
     scores = (tmp_path / "score" / "scores.json").read_text()
     with pytest.raises(FileExistsError, match="already holds files from an earlier run"):
-        evaluate(run / "best.pt", tiny_crops, out_dir=tmp_path / "score", latency_runs=2,
-                 progress=False)
+        evaluate(
+            run / "best.pt", tiny_crops, out_dir=tmp_path / "score", latency_runs=2, progress=False
+        )
     assert (tmp_path / "score" / "scores.json").read_text() == scores
 
 
@@ -80,25 +85,33 @@ def test_a_class_too_small_for_the_split_is_reported(tmp_path, tiny_crops, isola
     for img in list((data / "Metal").iterdir())[:2]:
         shutil.copy(img, data / "Rare" / img.name)  # 2 images: none left for validation
     with pytest.warns(UserWarning, match=r"no validation images for class\(es\) Rare \(2 images"):
-        metrics = train(tiny_config(data, epochs=1, val_fraction=0.2), tmp_path / "run",
-                        progress=False)
+        metrics = train(
+            tiny_config(data, epochs=1, val_fraction=0.2), tmp_path / "run", progress=False
+        )
     assert "Rare" not in metrics["val_classes"] and len(metrics["val_classes"]) == 3
     assert any("Rare" in n for n in metrics["notes"])
 
 
-def test_chapter4_resumes_with_only_resume_and_output_dir(tmp_path, tiny_crops, tiny_home,
-                                                          isolated_home):
+def test_chapter4_resumes_with_only_resume_and_output_dir(
+    tmp_path, tiny_crops, tiny_home, isolated_home
+):
     """The README's resume command: no other parameter repeated (issue 10, item 13)."""
     import papermill as pm
 
     from test_notebooks import execute
+
     cfg = tiny_config(tiny_crops, epochs=2, image_size=64)
     train(cfg, tmp_path / "run", progress=False, callbacks=[StopAfter(1)])
-    execute("04_train.ipynb", tmp_path, tiny_home, resume=True,
-            output_dir=str(tmp_path / "run"))
+    execute("04_train.ipynb", tmp_path, tiny_home, resume=True, output_dir=str(tmp_path / "run"))
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["epochs"] == 2 and metrics["input_size"] == 64  # the run's own config
     assert len(pd.read_csv(tmp_path / "run" / "history.csv")) == 2
     with pytest.raises(pm.PapermillExecutionError, match="config differs"):
-        execute("04_train.ipynb", tmp_path, tiny_home, resume=True, epochs=5,
-                output_dir=str(tmp_path / "run"))
+        execute(
+            "04_train.ipynb",
+            tmp_path,
+            tiny_home,
+            resume=True,
+            epochs=5,
+            output_dir=str(tmp_path / "run"),
+        )

@@ -6,8 +6,7 @@ import math
 
 import pytest
 
-from trashkit.scoring import (F1_BASELINE_MACS, MACS_BASELINE, TIME_BASELINE, score_macs,
-                              score_time)
+from trashkit.scoring import F1_BASELINE_MACS, MACS_BASELINE, TIME_BASELINE, score_macs, score_time
 
 
 def test_macs_edition_cases():

@@ -15,17 +15,34 @@ from optuna.trial import TrialState
 from trashkit.complexity import find_escapes
 from trashkit.models import build_yaml_model
 from trashkit.models.blocks import stride_of
-from trashkit.search import (SearchConfig, export_pareto, finished,
-                             load_study, run_search, sample_config, sample_space,
-                             architecture_table,
-                             slot_channels, trials_table)
+from trashkit.search import (
+    SearchConfig,
+    export_pareto,
+    finished,
+    load_study,
+    run_search,
+    sample_config,
+    sample_space,
+    architecture_table,
+    slot_channels,
+    trials_table,
+)
 
 from conftest import REPO
 
 
 def tiny_search(crops, **kw) -> SearchConfig:
-    base = dict(data=str(crops), epochs=1, slots=2, image_sizes=(32,), channels=(8, 16),
-                workers=0, n_trials=4, heartbeat_interval=1, grace_period=4)
+    base = dict(
+        data=str(crops),
+        epochs=1,
+        slots=2,
+        image_sizes=(32,),
+        channels=(8, 16),
+        workers=0,
+        n_trials=4,
+        heartbeat_interval=1,
+        grace_period=4,
+    )
     return SearchConfig(**{**base, **kw})
 
 
@@ -36,13 +53,14 @@ def _stride2_stages(model_cfg: dict) -> int:
 
 def test_every_sampled_architecture_builds_and_passes_the_guard():
     cfg = SearchConfig(slots=5)
-    study = optuna.create_study(directions=["maximize", "minimize"],
-                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study = optuna.create_study(
+        directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=0)
+    )
     built = 0
     for _ in range(60):
         trial = study.ask()
         try:
-            model_cfg, params = sample_config(trial, cfg)
+            model_cfg, params = sample_config(trial, cfg, 6)
         except optuna.TrialPruned as exc:
             assert "stride-2" in str(exc)
             continue
@@ -59,7 +77,7 @@ def test_default_space_is_calibrated_for_a_10M_budget():
     10M-MACs budget at TrashNet sizes; one shared channel range for every slot put 2 in 150
     there (wide layers at full resolution), so nearly every trial was pruned unseen."""
     cfg = SearchConfig(image_sizes=(96, 112, 128))
-    space = sample_space(cfg, n=80, seed=1)
+    space = sample_space(cfg, 6, n=80, seed=1)
     assert len(space) == 80
     assert set(space.image_size.dropna()) <= {96, 112, 128}
     assert (space.rejected == "").sum() >= 60  # the stride cap rejects a few
@@ -71,9 +89,16 @@ def test_default_space_is_calibrated_for_a_10M_budget():
 
 def test_architecture_table_costs_each_yaml_line():
     from trashkit.complexity import count_layers
-    cfg = {"backbone": [[1, "Conv", [8, 3, 2, None, 1, "ReLU"]],
-                        [2, "InvertedResidualv2", [16, 2, 2]],  # two layers, one line
-                        [1, "GlobalAvgPool", []], [1, "Flatten", []], [1, "Linear", [6]]]}
+
+    cfg = {
+        "backbone": [
+            [1, "Conv", [8, 3, 2, None, 1, "ReLU"]],
+            [2, "InvertedResidualv2", [16, 2, 2]],  # two layers, one line
+            [1, "GlobalAvgPool", []],
+            [1, "Flatten", []],
+            [1, "Linear", [6]],
+        ]
+    }
     table = architecture_table(cfg, 32)
     assert list(table.index) == [0, 1, 2, 3, 4]
     assert table.yaml[1] == str(cfg["backbone"][1])
@@ -81,9 +106,10 @@ def test_architecture_table_costs_each_yaml_line():
     assert model.entry_of == [0, 1, 1, 2, 3, 4]
     layers = count_layers(model, (3, 32, 32))
     assert table.MACs.sum() == layers.macs.sum()
-    one = count_layers(build_yaml_model({"backbone": [cfg["backbone"][0],
-                                                      [1, "InvertedResidualv2", [16, 2, 2]]]}),
-                       (3, 32, 32))
+    one = count_layers(
+        build_yaml_model({"backbone": [cfg["backbone"][0], [1, "InvertedResidualv2", [16, 2, 2]]]}),
+        (3, 32, 32),
+    )
     assert table.MACs[1] > one.macs.sum() - table.MACs[0]  # the repeat is counted too
     assert table.out_shape[1] == layers[layers.name.str.startswith("layers.2")].out_shape.iloc[-1]
 
@@ -94,31 +120,53 @@ def test_unknown_sampler_is_named():
 
 
 def test_invalid_combinations_rejected_before_training():
-    fixed = {"stem_act": "ReLU", "stem_c": 8, "head_c": 64, "width_multiple": 1.0,
-             "depth_multiple": 1.0, "image_size": 32, "randaugment_m": 5, "batch_size": 32,
-             "lr": 0.1}
-    slot = lambda i, m, s: {f"s{i}_module": m, f"s{i}_repeat": 1, f"s{i}_c": 16,  # noqa: E731
-                            f"s{i}_k": 3, f"s{i}_s": s, f"s{i}_act": "ReLU", f"s{i}_se": 0,
-                            f"s{i}_t": 2}
+    fixed = {
+        "stem_act": "ReLU",
+        "stem_c": 8,
+        "head_c": 64,
+        "width_multiple": 1.0,
+        "depth_multiple": 1.0,
+        "image_size": 32,
+        "randaugment_m": 5,
+        "batch_size": 32,
+        "lr": 0.1,
+    }
+
+    def slot(i, m, s):
+        return {
+            f"s{i}_module": m,
+            f"s{i}_repeat": 1,
+            f"s{i}_c": 16,
+            f"s{i}_k": 3,
+            f"s{i}_s": s,
+            f"s{i}_act": "ReLU",
+            f"s{i}_se": 0,
+            f"s{i}_t": 2,
+        }
+
     cfg = SearchConfig(slots=3, max_stride2=2, image_sizes=(32,), channels=(16, 16))
-    ok = optuna.trial.FixedTrial({**fixed, **slot(0, "Conv", 2), **slot(1, "none", 2),
-                                  **slot(2, "Fire", 1)})
-    model_cfg, _ = sample_config(ok, cfg)
+    ok = optuna.trial.FixedTrial(
+        {**fixed, **slot(0, "Conv", 2), **slot(1, "none", 2), **slot(2, "Fire", 1)}
+    )
+    model_cfg, _ = sample_config(ok, cfg, 6)
     assert [e[1] for e in model_cfg["backbone"]][:3] == ["Conv", "Conv", "Fire"]
-    too_many = optuna.trial.FixedTrial({**fixed, **slot(0, "Conv", 2), **slot(1, "DWConv", 2),
-                                        **slot(2, "none", 1)})
+    too_many = optuna.trial.FixedTrial(
+        {**fixed, **slot(0, "Conv", 2), **slot(1, "DWConv", 2), **slot(2, "none", 1)}
+    )
     with pytest.raises(optuna.TrialPruned, match="more than 2 stride-2"):
-        sample_config(too_many, cfg)
+        sample_config(too_many, cfg, 6)
     # Fire has no strided form: its stride-2 slot gets a max-pool in front, and counts
-    fire2 = optuna.trial.FixedTrial({**fixed, **slot(0, "Fire", 2), **slot(1, "none", 1),
-                                     **slot(2, "none", 1)})
-    model_cfg, _ = sample_config(fire2, cfg)
+    fire2 = optuna.trial.FixedTrial(
+        {**fixed, **slot(0, "Fire", 2), **slot(1, "none", 1), **slot(2, "none", 1)}
+    )
+    model_cfg, _ = sample_config(fire2, cfg, 6)
     assert [e[1] for e in model_cfg["backbone"]][:3] == ["Conv", "MaxPool", "Fire"]
     assert _stride2_stages(model_cfg) == 2
-    fire_too_many = optuna.trial.FixedTrial({**fixed, **slot(0, "Fire", 2),
-                                             **slot(1, "Bottleneck", 2), **slot(2, "none", 1)})
+    fire_too_many = optuna.trial.FixedTrial(
+        {**fixed, **slot(0, "Fire", 2), **slot(1, "Bottleneck", 2), **slot(2, "none", 1)}
+    )
     with pytest.raises(optuna.TrialPruned, match="more than 2 stride-2"):
-        sample_config(fire_too_many, cfg)
+        sample_config(fire_too_many, cfg, 6)
 
 
 @pytest.mark.slow
@@ -127,8 +175,11 @@ def test_budget_prunes_without_training_and_resume(tmp_path, tiny_crops, isolate
     study = run_search(cfg, tmp_path)
     done = finished(study)
     assert len(done) == 3 and all(t.state == TrialState.PRUNED for t in done)
-    assert all("over budget" in t.user_attrs.get("pruned_why", "") or
-               "stride-2" in t.user_attrs.get("pruned_why", "") for t in done)
+    assert all(
+        "over budget" in t.user_attrs.get("pruned_why", "")
+        or "stride-2" in t.user_attrs.get("pruned_why", "")
+        for t in done
+    )
     assert not list(tmp_path.glob("trial_*/run/last.pt"))  # nothing was trained
     assert all(t.constraints["budget"] > 0 for t in done)  # the sampler sees them infeasible
     # resume the same study with a larger target: only the missing trials run
@@ -146,19 +197,38 @@ def test_budget_prunes_without_training_and_resume(tmp_path, tiny_crops, isolate
 
 
 def _worker(out, storage, crops, n, extra=()):
-    args = [sys.executable, "-m", "trashkit", "search", "--output-dir", str(out), "--set",
-            f"storage={storage}", f"data={crops}", f"n_trials={n}", "epochs=1", "slots=2",
-            "image_sizes=[32]", "channels=[8,16]", "workers=0", "heartbeat_interval=1",
-            "grace_period=4", *extra]
+    args = [
+        sys.executable,
+        "-m",
+        "trashkit",
+        "search",
+        "--output-dir",
+        str(out),
+        "--set",
+        f"storage={storage}",
+        f"data={crops}",
+        f"n_trials={n}",
+        "epochs=1",
+        "slots=2",
+        "image_sizes=[32]",
+        "channels=[8,16]",
+        "workers=0",
+        "heartbeat_interval=1",
+        "grace_period=4",
+        *extra,
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                            cwd=str(out))
+    return subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=str(out)
+    )
 
 
 def _shared_study_two_workers(tmp_path, storage, crops, study_name):
     n = 6
-    procs = [_worker(tmp_path, storage, crops, n, [f"study_name={study_name}", f"seed={i}"])
-             for i in range(2)]
+    procs = [
+        _worker(tmp_path, storage, crops, n, [f"study_name={study_name}", f"seed={i}"])
+        for i in range(2)
+    ]
     outs = [p.communicate(timeout=900)[0].decode() for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     study = optuna.load_study(study_name=study_name, storage=storage)
@@ -230,10 +300,11 @@ def test_resume_after_killed_worker(tmp_path, tiny_crops, isolated_home):
     proc.wait()
     victim = running[0].number
     time.sleep(5)  # longer than the grace period: the trial's heartbeat has stopped
-    study = run_search(tiny_search(tiny_crops, n_trials=n, study_name="killed",
-                                   storage=storage), tmp_path)
+    study = run_search(
+        tiny_search(tiny_crops, n_trials=n, study_name="killed", storage=storage), tmp_path
+    )
     states = {t.number: t.state for t in study.trials}
-    assert states[victim] == TrialState.FAIL       # the dead worker's trial
-    assert len(finished(study)) == n                 # and the study still got n trials
+    assert states[victim] == TrialState.FAIL  # the dead worker's trial
+    assert len(finished(study)) == n  # and the study still got n trials
     retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim]
     assert retried, "the killed trial was not retried"

@@ -31,8 +31,14 @@ def test_labelled_synthetic_and_imbalanced(tmp_path):
     assert "SYNTHETIC" in (path.parent / "README.txt").read_text()
     t = build_crop_table(path, "synthetic")
     counts = t[t.status == "kept"].cls.value_counts()
-    assert set(counts.index) == {"Metal", "Paper", "Paperpack", "Plastic", "Plasticbag",
-                                 "Styrofoam"}
+    assert set(counts.index) == {
+        "Metal",
+        "Paper",
+        "Paperpack",
+        "Plastic",
+        "Plasticbag",
+        "Styrofoam",
+    }
     top3 = counts.iloc[:3].sum() / counts.sum()
     assert 0.70 <= top3 <= 0.88
     # varied sizes and aspect ratios, and overlaps for the IoU rule to find

@@ -34,8 +34,9 @@ def test_same_seed_same_metrics_bit_for_bit(tmp_path, tiny_crops, isolated_home,
 @pytest.mark.slow
 def test_resume_equals_uninterrupted(tmp_path, tiny_crops, isolated_home, trained_run):
     first, m1 = trained_run
-    stopped = train(tiny_config(tiny_crops), tmp_path / "c", progress=False,
-                    callbacks=[StopAfter(1)])
+    stopped = train(
+        tiny_config(tiny_crops), tmp_path / "c", progress=False, callbacks=[StopAfter(1)]
+    )
     assert stopped["epoch"] == 1 and "stopped" in stopped
     assert json.loads((tmp_path / "c" / "config.json").read_text())["epochs"] == 3
     assert not (tmp_path / "c" / "metrics.json").exists()
@@ -45,7 +46,8 @@ def test_resume_equals_uninterrupted(tmp_path, tiny_crops, isolated_home, traine
         assert same_weights(weights(first / name), weights(tmp_path / "c" / name)), name
     cols = ["train_loss", "val_loss", "val_macro_f1"]  # every epoch, not only the end state
     assert pd.read_csv(first / "history.csv")[cols].equals(
-        pd.read_csv(tmp_path / "c" / "history.csv")[cols])
+        pd.read_csv(tmp_path / "c" / "history.csv")[cols]
+    )
 
 
 @pytest.mark.slow
@@ -58,8 +60,16 @@ def test_another_seed_changes_the_run(tmp_path, tiny_crops, isolated_home, train
 @pytest.mark.slow
 def test_a_run_writes_its_files(trained_run):
     out, metrics = trained_run
-    for f in ("config.json", "metrics.json", "best.pt", "last.pt", "history.csv", "curves.png",
-              "confusion.png", "confusion.csv"):
+    for f in (
+        "config.json",
+        "metrics.json",
+        "best.pt",
+        "last.pt",
+        "history.csv",
+        "curves.png",
+        "confusion.png",
+        "confusion.csv",
+    ):
         assert (out / f).is_file(), f
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["val_macro_f1"] == metrics["val_macro_f1"] and saved["world_size"] == 1
@@ -67,16 +77,27 @@ def test_a_run_writes_its_files(trained_run):
 
 
 def test_misspelled_parameter_is_named():
-    with pytest.raises(TypeError, match=r"unknown training parameter 'epoch' \(did you mean "
-                                        r"'epochs'\?\)"):
+    with pytest.raises(
+        TypeError,
+        match=r"unknown training parameter 'epoch' \(did you mean "
+        r"'epochs'\?\)",
+    ):
         TrainConfig.from_dict({"epoch": 3})
 
 
-@pytest.mark.parametrize("key, value, expected", [
-    ("loss", "hinge", "one of"), ("image_size", 32.7, "an integer"),
-    ("epochs", "2", "an integer >= 1"), ("epochs", True, "an integer"),
-    ("lr", -1, "a positive number"), ("momentum", [0.95, 0.85], "pair"),
-    ("amp", "fp8", "one of"), ("val_fraction", 1.5, "between 0 and 1")])
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("loss", "hinge", "one of"),
+        ("image_size", 32.7, "an integer"),
+        ("epochs", "2", "an integer >= 1"),
+        ("epochs", True, "an integer"),
+        ("lr", -1, "a positive number"),
+        ("momentum", [0.95, 0.85], "pair"),
+        ("amp", "fp8", "one of"),
+        ("val_fraction", 1.5, "between 0 and 1"),
+    ],
+)
 def test_wrong_types_and_ranges_name_the_parameter(key, value, expected):
     with pytest.raises(ValueError, match=rf"training parameter {key}=.*invalid.*{expected}"):
         TrainConfig.from_dict({key: value})

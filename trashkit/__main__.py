@@ -29,21 +29,27 @@ def demo(run_name: str = "demo", kernel: str = "python3", params: dict | None = 
         out = run / nb.name
         chapter_dir = run / nb.stem
         print(f"running {nb.name} -> {out}")
-        pm.execute_notebook(str(nb), str(out), kernel_name=kernel, cwd=str(nb.parent),
-                            parameters={"output_dir": str(chapter_dir),
-                                        **(params or {}).get(nb.stem, {})})
+        pm.execute_notebook(
+            str(nb),
+            str(out),
+            kernel_name=kernel,
+            cwd=str(nb.parent),
+            parameters={"output_dir": str(chapter_dir), **(params or {}).get(nb.stem, {})},
+        )
     print(f"\ndone. Executed notebooks and their figures/tables are in {run}")
     print("open them with:  .venv/bin/jupyter lab " + str(run))
     return run
 
 
 #: the demo keeps every chapter under a few minutes on 2 CPU cores
-DEMO_PARAMS = {"02_flops_macs": {"study_runs": 10},
-               "03_shufflenetv2_guidelines": {"runs": 20},
-               "04_train": {"epochs": 10},
-               "05_score": {"latency_runs": 30},
-               "06_automl": {"n_trials": 6, "epochs": 1},
-               "07_compress": {"train_epochs": 3, "finetune_epochs": 1, "latency_runs": 30}}
+DEMO_PARAMS = {
+    "02_flops_macs": {"study_runs": 10},
+    "03_shufflenetv2_guidelines": {"runs": 20},
+    "04_train": {"epochs": 10},
+    "05_score": {"latency_runs": 30},
+    "06_automl": {"n_trials": 6, "epochs": 1},
+    "07_compress": {"train_epochs": 3, "finetune_epochs": 1, "latency_runs": 30},
+}
 
 
 def key_values(items: list[str], fields: set[str], what: str) -> dict:
@@ -55,8 +61,9 @@ def key_values(items: list[str], fields: set[str], what: str) -> dict:
         if not sep or key not in fields:
             close = difflib.get_close_matches(key, sorted(fields), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise SystemExit(f"trashkit: unknown {what} parameter {key!r}{hint}; "
-                             f"valid: {sorted(fields)}")
+            raise SystemExit(
+                f"trashkit: unknown {what} parameter {key!r}{hint}; valid: {sorted(fields)}"
+            )
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -71,77 +78,131 @@ def _train(args) -> int:
     import torch.distributed as dist
 
     from .train import TrainConfig, train
+
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     given = key_values(args.set, fields, "training")
     try:
-        metrics = train(given if args.resume else TrainConfig.from_dict(given),
-                        args.output_dir, resume=args.resume)
+        metrics = train(
+            given if args.resume else TrainConfig.from_dict(given),
+            args.output_dir,
+            resume=args.resume,
+        )
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
     if "val_macro_f1" in metrics:
-        print(f"validation macro-F1 {metrics['val_macro_f1']:.4f}, {metrics['macs']:,} MACs, "
-              f"run folder {metrics['run_dir']}")
+        print(
+            f"validation macro-F1 {metrics['val_macro_f1']:.4f}, {metrics['macs']:,} MACs, "
+            f"run folder {metrics['run_dir']}"
+        )
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def _add_run_commands(sub) -> None:
+    """``search`` and ``train``: one Optuna worker, one training run (key=value settings)."""
+    sp = sub.add_parser("search", help="run an Optuna worker on a (shared) study")
+    sp.add_argument("--output-dir", required=True)
+    sp.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="SearchConfig fields, e.g. n_trials=20 epochs=3 storage=postgresql://...",
+    )
+    tr = sub.add_parser(
+        "train",
+        help="train one run (also under torchrun: one process per "
+        "GPU/CPU share, DistributedDataParallel)",
+    )
+    tr.add_argument(
+        "--output-dir",
+        default=None,
+        help="the run folder (required under torchrun; default: a fresh one)",
+    )
+    tr.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="TrainConfig fields, e.g. data=path model=mbv3_reduced epochs=200",
+    )
+    tr.add_argument(
+        "--resume", action="store_true", help="continue the run in --output-dir from its last.pt"
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The command line: one sub-command per job (demo, book, student, search, train)."""
     ap = argparse.ArgumentParser(prog="trashkit")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("demo", help="build the default data and execute every chapter")
     sub.add_parser("build-default", help="build the synthetic default dataset only")
-    bk = sub.add_parser("book", help="execute every chapter and render a static HTML book "
-                        "into a fresh outputs/<run-id>-book/")
-    bk.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
-                    metavar=("NAME", "VALUE"),
-                    help="papermill parameter for every chapter that declares NAME, or for "
-                         "one chapter as NN.NAME (e.g. -p quick True -p 04.epochs 2)")
+    bk = sub.add_parser(
+        "book",
+        help="execute every chapter and render a static HTML book "
+        "into a fresh outputs/<run-id>-book/",
+    )
+    bk.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="papermill parameter for every chapter that declares NAME, or for "
+        "one chapter as NN.NAME (e.g. -p quick True -p 04.epochs 2)",
+    )
     bk.add_argument("--chapters", nargs="+", metavar="NN", help="only these chapters")
-    bk.add_argument("--quick", action="store_true",
-                    help="smoke-test sizes (a preview in minutes; numbers meaningless)")
-    bk.add_argument("--no-demo-params", action="store_true",
-                    help="start from the chapters' own defaults, not the demo's")
-    st = sub.add_parser("student", help="student copies (solutions cleared by nbgrader) "
-                        "into a fresh outputs/<run-id>-student/")
+    bk.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke-test sizes (a preview in minutes; numbers meaningless)",
+    )
+    bk.add_argument(
+        "--no-demo-params",
+        action="store_true",
+        help="start from the chapters' own defaults, not the demo's",
+    )
+    st = sub.add_parser(
+        "student",
+        help="student copies (solutions cleared by nbgrader) "
+        "into a fresh outputs/<run-id>-student/",
+    )
     st.add_argument("--chapters", nargs="+", metavar="NN", help="only these chapters")
-    sp = sub.add_parser("search", help="run an Optuna worker on a (shared) study")
-    sp.add_argument("--output-dir", required=True)
-    sp.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                    help="SearchConfig fields, e.g. n_trials=20 epochs=3 storage=postgresql://...")
-    tr = sub.add_parser("train", help="train one run (also under torchrun: one process per "
-                        "GPU/CPU share, DistributedDataParallel)")
-    tr.add_argument("--output-dir", default=None,
-                    help="the run folder (required under torchrun; default: a fresh one)")
-    tr.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                    help="TrainConfig fields, e.g. data=path model=mbv3_reduced epochs=200")
-    tr.add_argument("--resume", action="store_true",
-                    help="continue the run in --output-dir from its last.pt")
-    args = ap.parse_args(argv)
+    _add_run_commands(sub)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args.cmd == "train":
         return _train(args)
     if args.cmd == "search":
         import dataclasses
         from .search import SearchConfig, run_search, finished
-        kwargs = key_values(args.set, {f.name for f in dataclasses.fields(SearchConfig)},
-                            "search")
+
+        kwargs = key_values(args.set, {f.name for f in dataclasses.fields(SearchConfig)}, "search")
         study = run_search(SearchConfig(**kwargs), args.output_dir)
         print(f"study {study.study_name}: {len(finished(study))} finished trials")
         return 0
     if args.cmd == "book":
         import shlex
         from .book import QUICK_PARAMS, build_book
+
         cmd = "python -m trashkit " + shlex.join(sys.argv[1:] if argv is None else argv)
         defaults = QUICK_PARAMS if args.quick else None if args.no_demo_params else DEMO_PARAMS
         _, results = build_book(args.parameter, args.chapters, command=cmd, defaults=defaults)
         return 1 if any(r["error"] for r in results) else 0
     if args.cmd == "student":
         from .book import make_student
+
         make_student(args.chapters)
         return 0
     if args.cmd == "demo":
         demo(params=DEMO_PARAMS)
     else:
         from .data import resolve_source
+
         print(resolve_source("default"))
     return 0
 

@@ -24,13 +24,29 @@ VERSION = 2
 
 #: layer types an architecture description may rebuild, with their shape arguments
 LAYERS: dict[str, tuple[type, tuple[str, ...]]] = {
-    "Conv2d": (nn.Conv2d, ("in_channels", "out_channels", "kernel_size", "stride", "padding",
-                           "dilation", "groups", "bias", "padding_mode")),
+    "Conv2d": (
+        nn.Conv2d,
+        (
+            "in_channels",
+            "out_channels",
+            "kernel_size",
+            "stride",
+            "padding",
+            "dilation",
+            "groups",
+            "bias",
+            "padding_mode",
+        ),
+    ),
     "Linear": (nn.Linear, ("in_features", "out_features", "bias")),
-    "BatchNorm2d": (nn.BatchNorm2d, ("num_features", "eps", "momentum", "affine",
-                                     "track_running_stats")),
-    "BatchNorm1d": (nn.BatchNorm1d, ("num_features", "eps", "momentum", "affine",
-                                     "track_running_stats")),
+    "BatchNorm2d": (
+        nn.BatchNorm2d,
+        ("num_features", "eps", "momentum", "affine", "track_running_stats"),
+    ),
+    "BatchNorm1d": (
+        nn.BatchNorm1d,
+        ("num_features", "eps", "momentum", "affine", "track_running_stats"),
+    ),
 }
 
 
@@ -80,11 +96,14 @@ def describe_architecture(model: nn.Module) -> list[dict]:
     for path, m in model.named_modules():
         kind = type(m).__name__
         if kind in LAYERS and type(m) is LAYERS[kind][0]:
-            out.append({"path": path, "type": kind,
-                        "args": {a: _arg(m, a) for a in LAYERS[kind][1]}})
+            out.append(
+                {"path": path, "type": kind, "args": {a: _arg(m, a) for a in LAYERS[kind][1]}}
+            )
         elif any(True for _ in m.parameters(recurse=False)):
-            raise CheckpointError(f"layer {path!r} ({kind}) has weights but cannot be stored "
-                                  f"as plain data; supported layers: {sorted(LAYERS)}")
+            raise CheckpointError(
+                f"layer {path!r} ({kind}) has weights but cannot be stored "
+                f"as plain data; supported layers: {sorted(LAYERS)}"
+            )
     return out
 
 
@@ -107,11 +126,14 @@ def apply_architecture(net: nn.Module, description: list[dict]) -> nn.Module:
     for item in description:
         kind = item.get("type")
         if kind not in LAYERS:
-            raise CheckpointError(f"architecture: unknown layer type {kind!r} at "
-                                  f"{item.get('path')!r}; supported: {sorted(LAYERS)}")
+            raise CheckpointError(
+                f"architecture: unknown layer type {kind!r} at "
+                f"{item.get('path')!r}; supported: {sorted(LAYERS)}"
+            )
         cls, names = LAYERS[kind]
-        args = {k: tuple(v) if isinstance(v, list) else v for k, v in item["args"].items()
-                if k in names}
+        args = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in item["args"].items() if k in names
+        }
         parent_path, _, name = item["path"].rpartition(".")
         setattr(_container(net, parent_path), name, cls(**args))
     return net
@@ -136,8 +158,14 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
 def _pickle_error(text: str) -> str:
     """The useful line of torch's long weights-only message (e.g. 'Unsupported operand')."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    useful = [ln for ln in lines if "WeightsUnpickler" not in ln and "PyTorch 2.6" not in ln
-              and "Please file" not in ln and "Check the documentation" not in ln]
+    useful = [
+        ln
+        for ln in lines
+        if "WeightsUnpickler" not in ln
+        and "PyTorch 2.6" not in ln
+        and "Please file" not in ln
+        and "Check the documentation" not in ln
+    ]
     return (useful or lines or ["unknown error"])[0][:200]
 
 
@@ -149,16 +177,23 @@ def _read(path: Path, device, trust_legacy: bool) -> dict:
     except Exception as exc:  # any unpickling failure: say why it was refused
         text = str(exc)
         unsafe = "Unsupported global" in text or "GLOBAL" in text
-        reason = ("it contains pickled Python objects, which could run code when loaded"
-                  if unsafe else "it is not a readable checkpoint "
-                  f"({type(exc).__name__}: {_pickle_error(text)})")
-        hint = (" trashkit checkpoints hold only tensors and plain data; for a file you trust "
-                "that an older trashkit wrote, pass trust_legacy=True." if unsafe else "")
+        reason = (
+            "it contains pickled Python objects, which could run code when loaded"
+            if unsafe
+            else f"it is not a readable checkpoint ({type(exc).__name__}: {_pickle_error(text)})"
+        )
+        hint = (
+            " trashkit checkpoints hold only tensors and plain data; for a file you trust "
+            "that an older trashkit wrote, pass trust_legacy=True."
+            if unsafe
+            else ""
+        )
         raise CheckpointError(f"{path} refused: {reason}.{hint}") from None
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
-                    trust_legacy: bool = False) -> Checkpoint:
+def load_checkpoint(
+    path: str | Path, device: str | torch.device = "cpu", trust_legacy: bool = False
+) -> Checkpoint:
     """Read a checkpoint safely (``weights_only=True``) and check its version and fields.
 
     ``trust_legacy=True`` is the explicit opt-in for a version-1 file (which may pickle a
@@ -172,11 +207,15 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
         raise CheckpointError(f"{path} is not a trashkit checkpoint (no model weights/config)")
     version = raw.get("version", 1)
     if version > VERSION:
-        raise CheckpointError(f"{path} was written by a newer trashkit (checkpoint version "
-                              f"{version}; this one reads up to {VERSION})")
+        raise CheckpointError(
+            f"{path} was written by a newer trashkit (checkpoint version "
+            f"{version}; this one reads up to {VERSION})"
+        )
     if version < VERSION and not trust_legacy:
-        raise CheckpointError(f"{path} is a version-{version} checkpoint (older trashkit); "
-                              "load it with trust_legacy=True if you wrote it yourself")
+        raise CheckpointError(
+            f"{path} is a version-{version} checkpoint (older trashkit); "
+            "load it with trust_legacy=True if you wrote it yourself"
+        )
     if "module" in raw:
         raw["architecture"] = describe_architecture(raw.pop("module"))
     known = {f.name for f in fields(Checkpoint)}

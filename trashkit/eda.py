@@ -52,30 +52,48 @@ def mapping_overview(table: dict) -> pd.DataFrame:
     up each class and which are left out. Name exceptions get their own column.
     """
     rows = {}
-    for section, column in (("supercategories", "supercategories"),
-                            ("categories", "categories (by name)")):
+    for section, column in (
+        ("supercategories", "supercategories"),
+        ("categories", "categories (by name)"),
+    ):
         for name, cls in (table.get(section) or {}).items():
             rows.setdefault(cls or "(dropped)", {}).setdefault(column, []).append(str(name))
     order = [c for c in table["classes"] if c in rows] + (
-        ["(dropped)"] if "(dropped)" in rows else [])
-    return pd.DataFrame({c: {k: ", ".join(v) for k, v in rows[c].items()} for c in order},
-                        index=["supercategories", "categories (by name)"]).T.fillna("")
+        ["(dropped)"] if "(dropped)" in rows else []
+    )
+    return pd.DataFrame(
+        {c: {k: ", ".join(v) for k, v in rows[c].items()} for c in order},
+        index=["supercategories", "categories (by name)"],
+    ).T.fillna("")
 
 
-def size_distributions(widths: Sequence[float], heights: Sequence[float],
-                       hue: Sequence[str] | None = None, aspect_bound: float | None = None,
-                       title: str = "crop sizes") -> plt.Figure:
+def size_distributions(
+    widths: Sequence[float],
+    heights: Sequence[float],
+    hue: Sequence[str] | None = None,
+    aspect_bound: float | None = None,
+    title: str = "crop sizes",
+) -> plt.Figure:
     """Width, height and long/short aspect histograms (log x: crop sizes span decades)."""
     import seaborn as sns
+
     w, h = np.asarray(widths, float), np.asarray(heights, float)
     df = pd.DataFrame({"width": w, "height": h, "aspect (long/short)": np.maximum(w / h, h / w)})
     if hue is not None:
         df["class"] = list(hue)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
     for ax, col in zip(axes, df.columns[:3]):
-        sns.histplot(df, x=col, hue="class" if hue is not None else None, ax=ax, bins=40,
-                     log_scale=col != "aspect (long/short)", element="step", fill=False,
-                     legend=ax is axes[-1])
+        sns.histplot(
+            df,
+            x=col,
+            hue="class" if hue is not None else None,
+            ax=ax,
+            bins=40,
+            log_scale=col != "aspect (long/short)",
+            element="step",
+            fill=False,
+            legend=ax is axes[-1],
+        )
     if aspect_bound is not None:
         axes[2].axvline(aspect_bound, color="red", ls="--", label=f"bound {aspect_bound}")
     fig.suptitle(title)
@@ -91,8 +109,8 @@ def labels_from_confusion(confusion: Sequence[Sequence[int]]) -> tuple[np.ndarra
     """
     cm = np.asarray(confusion, dtype=int)
     k = len(cm)
-    true = np.repeat(np.arange(k), k)   # the row of each cell, cells in reading order
-    pred = np.tile(np.arange(k), k)     # ... and its column
+    true = np.repeat(np.arange(k), k)  # the row of each cell, cells in reading order
+    pred = np.tile(np.arange(k), k)  # ... and its column
     return np.repeat(true, cm.ravel()), np.repeat(pred, cm.ravel())
 
 
@@ -103,13 +121,13 @@ def _thumb(path: Path, size: int) -> Image.Image:
         return Image.new("RGB", (size, size), (255, 0, 0))
 
 
-def sample_grid(scan: ImageFolderScan, per_class: int = 8, size: int = 96,
-                seed: int = 0) -> plt.Figure:
+def sample_grid(
+    scan: ImageFolderScan, per_class: int = 8, size: int = 96, seed: int = 0
+) -> plt.Figure:
     """A row of random examples per class (seeded, so the figure is reproducible)."""
     rng = np.random.default_rng(seed)
     rows = len(scan.classes)
-    fig, axes = plt.subplots(rows, per_class, figsize=(per_class * 1.2, rows * 1.3),
-                             squeeze=False)
+    fig, axes = plt.subplots(rows, per_class, figsize=(per_class * 1.2, rows * 1.3), squeeze=False)
     by_class = {k: [s.path for s in scan.samples if s.label == k] for k in range(rows)}
     for k, cls in enumerate(scan.classes):
         paths = by_class[k]
@@ -138,8 +156,11 @@ def image_sizes(paths: Sequence[Path]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["path", "width", "height"])
 
 
-def draw_boxes(boxes: dict[str, Sequence[float]], size: tuple[int, int] | None = None,
-               shade_overlap: bool = True) -> plt.Figure:
+def draw_boxes(
+    boxes: dict[str, Sequence[float]],
+    size: tuple[int, int] | None = None,
+    shade_overlap: bool = True,
+) -> plt.Figure:
     """Named ``[x, y, w, h]`` boxes on a unit grid, y pointing down as in an image.
 
     Why: the chapter's IoU example is meant to be checked with a pencil, and counting grid
@@ -147,22 +168,34 @@ def draw_boxes(boxes: dict[str, Sequence[float]], size: tuple[int, int] | None =
     """
     arr = np.asarray(list(boxes.values()), dtype=float).reshape(-1, 4)
     if size is None:
-        size = (math.ceil((arr[:, 0] + arr[:, 2]).max()) + 1,
-                math.ceil((arr[:, 1] + arr[:, 3]).max()) + 1)
+        size = (
+            math.ceil((arr[:, 0] + arr[:, 2]).max()) + 1,
+            math.ceil((arr[:, 1] + arr[:, 3]).max()) + 1,
+        )
     fig, ax = plt.subplots(figsize=(0.5 * size[0] + 1, 0.5 * size[1] + 0.6))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for k, (name, (x, y, w, h)) in enumerate(boxes.items()):
         c = colors[k % len(colors)]
-        ax.add_patch(plt.Rectangle((x, y), w, h, fill=False, lw=2.5, ec=c,
-                                   label=f"{name} = [{x:g}, {y:g}, {w:g}, {h:g}]"))
+        ax.add_patch(
+            plt.Rectangle(
+                (x, y),
+                w,
+                h,
+                fill=False,
+                lw=2.5,
+                ec=c,
+                label=f"{name} = [{x:g}, {y:g}, {w:g}, {h:g}]",
+            )
+        )
         ax.text(x + 0.1, y + 0.1, name, color=c, va="top", fontsize=11, fontweight="bold")
     if shade_overlap and len(arr) == 2:
         (ax0, ay0, aw, ah), (bx0, by0, bw, bh) = arr
         x0, y0 = max(ax0, bx0), max(ay0, by0)
         x1, y1 = min(ax0 + aw, bx0 + bw), min(ay0 + ah, by0 + bh)
         if x1 > x0 and y1 > y0:
-            ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, hatch="//",
-                                       lw=0, ec="gray"))
+            ax.add_patch(
+                plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, hatch="//", lw=0, ec="gray")
+            )
     ax.set_xlim(0, size[0])
     ax.set_ylim(size[1], 0)  # image coordinates: y grows downwards
     ax.set_xticks(range(size[0] + 1))
@@ -170,15 +203,23 @@ def draw_boxes(boxes: dict[str, Sequence[float]], size: tuple[int, int] | None =
     ax.grid(True, lw=0.5, alpha=0.5)
     ax.set_aspect("equal")
     ax.xaxis.tick_top()
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2, fontsize=9,
-              frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2, fontsize=9, frameon=False)
     fig.tight_layout()
     return fig
 
 
 #: the columns of :func:`overlap_pairs`
-PAIR_COLUMNS = ["image_id", "dropped", "dropped_class", "kept", "kept_class", "iou",
-                "area_ratio", "small_inside", "large_other"]
+PAIR_COLUMNS = [
+    "image_id",
+    "dropped",
+    "dropped_class",
+    "kept",
+    "kept_class",
+    "iou",
+    "area_ratio",
+    "small_inside",
+    "large_other",
+]
 
 
 def _pairs_with_boxes(table: pd.DataFrame) -> pd.DataFrame:
@@ -190,13 +231,21 @@ def _pairs_with_boxes(table: pd.DataFrame) -> pd.DataFrame:
     drops = table[table.status == "overlap"]
     drops = drops.assign(partner=drops.partner.astype("int64"))
     boxes = table[["image_id", "ann_id", "category", "cls", "x", "y", "w", "h", "area"]]
-    pairs = drops.merge(boxes, left_on=["image_id", "partner"],
-                        right_on=["image_id", "ann_id"], suffixes=("", "_kept"),
-                        validate="many_to_one")
-    ix = (np.minimum(pairs.x + pairs.w, pairs.x_kept + pairs.w_kept)
-          - np.maximum(pairs.x, pairs.x_kept)).clip(lower=0)
-    iy = (np.minimum(pairs.y + pairs.h, pairs.y_kept + pairs.h_kept)
-          - np.maximum(pairs.y, pairs.y_kept)).clip(lower=0)
+    pairs = drops.merge(
+        boxes,
+        left_on=["image_id", "partner"],
+        right_on=["image_id", "ann_id"],
+        suffixes=("", "_kept"),
+        validate="many_to_one",
+    )
+    ix = (
+        np.minimum(pairs.x + pairs.w, pairs.x_kept + pairs.w_kept)
+        - np.maximum(pairs.x, pairs.x_kept)
+    ).clip(lower=0)
+    iy = (
+        np.minimum(pairs.y + pairs.h, pairs.y_kept + pairs.h_kept)
+        - np.maximum(pairs.y, pairs.y_kept)
+    ).clip(lower=0)
     return pairs.assign(inter=ix * iy)
 
 
@@ -213,11 +262,19 @@ def overlap_pairs(table: pd.DataFrame) -> pd.DataFrame:
     if not (table.status == "overlap").any():
         return pd.DataFrame(columns=PAIR_COLUMNS)
     p = _pairs_with_boxes(table)
-    return pd.DataFrame({
-        "image_id": p.image_id, "dropped": p.category, "dropped_class": p.cls,
-        "kept": p.category_kept, "kept_class": p.cls_kept, "iou": p.iou,
-        "area_ratio": p.area / p.area_kept, "small_inside": p.inter / p.area_kept,
-        "large_other": 1 - p.inter / p.area}).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "image_id": p.image_id,
+            "dropped": p.category,
+            "dropped_class": p.cls,
+            "kept": p.category_kept,
+            "kept_class": p.cls_kept,
+            "iou": p.iou,
+            "area_ratio": p.area / p.area_kept,
+            "small_inside": p.inter / p.area_kept,
+            "large_other": 1 - p.inter / p.area,
+        }
+    ).reset_index(drop=True)
 
 
 def photo_leakage(table: pd.DataFrame) -> pd.Series:
@@ -232,14 +289,21 @@ def photo_leakage(table: pd.DataFrame) -> pd.Series:
     shared = val.image_id.isin(set(kept.image_id[kept.split == "train"]))
     both = kept.groupby("image_id").split.nunique().gt(1)
     share = float(shared.mean()) if len(val) else 0.0
-    return pd.Series({"val crops": len(val), "val crops sharing a photo with train":
-                      int(shared.sum()), "share of val crops": round(share, 4),
-                      "photos with crops": len(both), "photos on both sides": int(both.sum())},
-                     dtype=object)
+    return pd.Series(
+        {
+            "val crops": len(val),
+            "val crops sharing a photo with train": int(shared.sum()),
+            "share of val crops": round(share, 4),
+            "photos with crops": len(both),
+            "photos on both sides": int(both.sum()),
+        },
+        dtype=object,
+    )
 
 
-def _scene(file_name: str, image_root: Path | str | None,
-           box: tuple[int, int, int, int]) -> Image.Image:
+def _scene(
+    file_name: str, image_root: Path | str | None, box: tuple[int, int, int, int]
+) -> Image.Image:
     """The photo cut to ``box``, or a grey canvas when the photo is absent or unsafe.
 
     Why :func:`safe_image_path`: a COCO ``file_name`` is data from anyone and must never
@@ -256,8 +320,9 @@ def _scene(file_name: str, image_root: Path | str | None,
     return Image.new("RGB", (box[2] - box[0], box[3] - box[1]), (200, 200, 200))
 
 
-def overlap_examples(table: pd.DataFrame, image_root: Path | str | None, n: int = 4,
-                     seed: int = 0) -> plt.Figure | None:
+def overlap_examples(
+    table: pd.DataFrame, image_root: Path | str | None, n: int = 4, seed: int = 0
+) -> plt.Figure | None:
     """Pairs removed by the IoU rule: the dropped (larger, red) and kept (green) box.
 
     Drawn on the scene when the image exists, otherwise on a grey canvas, so the TACO
@@ -274,25 +339,29 @@ def overlap_examples(table: pd.DataFrame, image_root: Path | str | None, n: int 
         x1 = max(r.x + r.w, r.x_kept + r.w_kept)
         y1 = max(r.y + r.h, r.y_kept + r.h_kept)
         pad = 0.15 * max(x1 - x0, y1 - y0)
-        box = (int(max(0, x0 - pad)), int(max(0, y0 - pad)), int(x1 + pad) + 1,
-               int(y1 + pad) + 1)
+        box = (int(max(0, x0 - pad)), int(max(0, y0 - pad)), int(x1 + pad) + 1, int(y1 + pad) + 1)
         canvas = _scene(r.file_name, image_root, box)
         d = ImageDraw.Draw(canvas)
         lw = max(2, int((box[2] - box[0]) / 100))
-        for (x, y, w, h), color in (((r.x, r.y, r.w, r.h), "red"),
-                                    ((r.x_kept, r.y_kept, r.w_kept, r.h_kept), "lime")):
-            d.rectangle((x - box[0], y - box[1], x + w - box[0], y + h - box[1]),
-                        outline=color, width=lw)
+        for (x, y, w, h), color in (
+            ((r.x, r.y, r.w, r.h), "red"),
+            ((r.x_kept, r.y_kept, r.w_kept, r.h_kept), "lime"),
+        ):
+            d.rectangle(
+                (x - box[0], y - box[1], x + w - box[0], y + h - box[1]), outline=color, width=lw
+            )
         ax.imshow(canvas)
-        ax.set_title(f"IoU {r.iou:.2f}\ndrop {r.category} ({r.cls}, red)\n"
-                     f"keep {r.category_kept} ({r.cls_kept}, green)", fontsize=8)
+        ax.set_title(
+            f"IoU {r.iou:.2f}\ndrop {r.category} ({r.cls}, red)\n"
+            f"keep {r.category_kept} ({r.cls_kept}, green)",
+            fontsize=8,
+        )
         ax.axis("off")
     fig.tight_layout()
     return fig
 
 
-def crop_browser(scan: ImageFolderScan, per_page: int = 24,
-                 size: int = 96) -> ipywidgets.VBox:
+def crop_browser(scan: ImageFolderScan, per_page: int = 24, size: int = 96) -> ipywidgets.VBox:
     """An ipywidgets pager over one class's images (interactive sessions only)."""
     from io import BytesIO
 
@@ -306,11 +375,14 @@ def crop_browser(scan: ImageFolderScan, per_page: int = 24,
         paths = [s.path for s in scan.samples if scan.classes[s.label] == cls.value]
         page.max = max(0, math.ceil(len(paths) / per_page) - 1)
         items = []
-        for p in paths[page.value * per_page:(page.value + 1) * per_page]:
+        for p in paths[page.value * per_page : (page.value + 1) * per_page]:
             buf = BytesIO()
             _thumb(p, size).save(buf, format="PNG")
-            items.append(w.VBox([w.Image(value=buf.getvalue(), width=size, height=size),
-                                 w.Label(p.name[:14])]))
+            items.append(
+                w.VBox(
+                    [w.Image(value=buf.getvalue(), width=size, height=size), w.Label(p.name[:14])]
+                )
+            )
         grid.children = items
 
     cls.observe(render, "value")

@@ -30,8 +30,12 @@ class Predictions:
 
 
 @torch.no_grad()
-def predict(model: nn.Module | Callable, batches: Iterable, device: str | torch.device = "cpu",
-            channels_last: bool = False) -> Predictions:
+def predict(
+    model: nn.Module | Callable,
+    batches: Iterable,
+    device: str | torch.device = "cpu",
+    channels_last: bool = False,
+) -> Predictions:
     """One forward pass per batch of uint8 images ``(x, y)``; ``y`` may be None or -1.
 
     ``model`` is any callable from a normalised float batch to logits (an ``nn.Module`` is
@@ -48,14 +52,17 @@ def predict(model: nn.Module | Callable, batches: Iterable, device: str | torch.
         y = torch.full((len(x),), -1) if y is None else torch.as_tensor(y)
         known = y >= 0
         if known.any():
-            loss += F.cross_entropy(logits[known.to(logits.device)], y[known].to(logits.device),
-                                    reduction="sum").item()
+            loss += F.cross_entropy(
+                logits[known.to(logits.device)], y[known].to(logits.device), reduction="sum"
+            ).item()
             n += int(known.sum())
         preds.append(logits.argmax(1).cpu().numpy())
         trues.append(y.cpu().numpy())
     if not preds:
         return Predictions(np.zeros(0, np.int64), np.zeros(0, np.int64), float("nan"))
-    return Predictions(np.concatenate(preds), np.concatenate(trues), loss / n if n else float("nan"))
+    return Predictions(
+        np.concatenate(preds), np.concatenate(trues), loss / n if n else float("nan")
+    )
 
 
 def covered(y_true: np.ndarray, n_classes: int) -> list[int]:
@@ -81,11 +88,14 @@ def f1_report(y_true, y_pred, classes: list[str]) -> dict:
     and which classes the macro average covers."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     labels = list(range(len(classes)))
-    per_class = classification_report(y_true, y_pred, labels=labels, target_names=classes,
-                                      zero_division=0, output_dict=True)
-    return {"macro_f1": macro_f1(y_true, y_pred, len(classes)),
-            "accuracy": float((y_true == y_pred).mean()) if len(y_true) else 0.0,
-            "covered_classes": [classes[k] for k in covered(y_true, len(classes))],
-            "per_class": {c: per_class[c] for c in classes},
-            "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
-            "n": int(len(y_true))}
+    per_class = classification_report(
+        y_true, y_pred, labels=labels, target_names=classes, zero_division=0, output_dict=True
+    )
+    return {
+        "macro_f1": macro_f1(y_true, y_pred, len(classes)),
+        "accuracy": float((y_true == y_pred).mean()) if len(y_true) else 0.0,
+        "covered_classes": [classes[k] for k in covered(y_true, len(classes))],
+        "per_class": {c: per_class[c] for c in classes},
+        "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "n": int(len(y_true)),
+    }

@@ -25,8 +25,13 @@ def assigned_names(source: str) -> list[str]:
     """The names a cell assigns at top level (``x = ...``, ``x: int = ...``), in order."""
     names = []
     for node in ast.parse(source).body:
-        targets = node.targets if isinstance(node, ast.Assign) else \
-            [node.target] if isinstance(node, ast.AnnAssign) else []
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target]
+            if isinstance(node, ast.AnnAssign)
+            else []
+        )
         names += [t.id for t in targets if isinstance(t, ast.Name)]
     return names
 
@@ -63,6 +68,7 @@ def check_parameters(namespace: dict) -> set[str]:
     declared, injected = assigned_names(cells[0]), assigned_names(cells[1])
     errors = unknown_parameters(declared, injected)
     if errors:
-        raise UnknownParameter("; ".join(errors) + f". This chapter's parameters: "
-                               f"{', '.join(declared)}")
+        raise UnknownParameter(
+            "; ".join(errors) + f". This chapter's parameters: {', '.join(declared)}"
+        )
     return set(injected)

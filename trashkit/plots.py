@@ -11,6 +11,7 @@ import pandas as pd
 def plot_history(history: pd.DataFrame, path: Path | str | None = None):
     """Loss (train and validation) and validation macro-F1 per epoch, side by side."""
     import matplotlib.pyplot as plt
+
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.2))
     a.plot(history.epoch, history.train_loss, label="train")
     a.plot(history.epoch, history.val_loss, label="val")
@@ -24,14 +25,27 @@ def plot_history(history: pd.DataFrame, path: Path | str | None = None):
     return fig
 
 
-def plot_confusion(cm: np.ndarray, classes: list[str], path: Path | str | None = None,
-                   title: str = "confusion matrix (validation)"):
+def plot_confusion(
+    cm: np.ndarray,
+    classes: list[str],
+    path: Path | str | None = None,
+    title: str = "confusion matrix (validation)",
+):
     """Counts of (true, predicted) pairs; the diagonal is what the model gets right."""
     import matplotlib.pyplot as plt
     import seaborn as sns
+
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    sns.heatmap(np.asarray(cm), annot=True, fmt="d", cmap="Greens", xticklabels=classes,
-                yticklabels=classes, ax=ax, cbar=False)
+    sns.heatmap(
+        np.asarray(cm),
+        annot=True,
+        fmt="d",
+        cmap="Greens",
+        xticklabels=classes,
+        yticklabels=classes,
+        ax=ax,
+        cbar=False,
+    )
     ax.set(xlabel="predicted", ylabel="true", title=title)
     fig.tight_layout()
     if path:

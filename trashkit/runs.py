@@ -55,8 +55,10 @@ def resolve_output_dir(output_dir: str | Path | None, name: str) -> Path:
         return new_run_dir(name)
     path = Path(output_dir)
     if not is_empty_dir(path):
-        raise FileExistsError(f"output_dir {path} already holds files from an earlier run; "
-                              "pick a new folder or leave output_dir empty for a fresh one")
+        raise FileExistsError(
+            f"output_dir {path} already holds files from an earlier run; "
+            "pick a new folder or leave output_dir empty for a fresh one"
+        )
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -48,23 +48,33 @@ def score_f1_part(f1: float, f1_baseline: float = F1_BASELINE_MACS) -> float:
     return 0.5 * (1.0 - f1 / f1_baseline)
 
 
-def score_macs(f1: float, macs: float, macs_baseline: float = MACS_BASELINE,
-               f1_baseline: float = F1_BASELINE_MACS) -> float:
+def score_macs(
+    f1: float,
+    macs: float,
+    macs_baseline: float = MACS_BASELINE,
+    f1_baseline: float = F1_BASELINE_MACS,
+) -> float:
     """MACs edition (lower is better, may be negative): MACs/MACs_base + F1 term."""
     return macs / macs_baseline + score_f1_part(f1, f1_baseline)
 
 
-def score_time(f1: float, seconds: float, time_baseline: float = TIME_BASELINE,
-               f1_baseline: float = F1_BASELINE_TIME) -> float:
+def score_time(
+    f1: float,
+    seconds: float,
+    time_baseline: float = TIME_BASELINE,
+    f1_baseline: float = F1_BASELINE_TIME,
+) -> float:
     """Submit-time edition (lower is better): 0.5 t/t_base + sigmoid(20 (F1_base - F1))."""
     return 0.5 * seconds / time_baseline + 1.0 / (1.0 + math.exp(-20.0 * (f1_baseline - f1)))
 
 
-def file_batches(paths: list[Path], size: int, batch_size: int, skipped: list,
-                 progress: bool = False) -> Iterator[tuple[torch.Tensor, None]]:
+def file_batches(
+    paths: list[Path], size: int, batch_size: int, skipped: list, progress: bool = False
+) -> Iterator[tuple[torch.Tensor, None]]:
     """Decode image files into uint8 batches exactly as the cache does; unreadable ones
     (corrupt, missing, dangling links) are appended to ``skipped`` and left out."""
     from tqdm.auto import tqdm
+
     batch = []
     for p in tqdm(paths, desc="predicting", disable=not progress):
         try:
@@ -79,8 +89,14 @@ def file_batches(paths: list[Path], size: int, batch_size: int, skipped: list,
         yield torch.stack(batch), None
 
 
-def predict_files(model: nn.Module, paths: list[Path], size: int, batch_size: int = 32,
-                  device: str = "cpu", progress: bool = True) -> tuple[np.ndarray, list, float]:
+def predict_files(
+    model: nn.Module,
+    paths: list[Path],
+    size: int,
+    batch_size: int = 32,
+    device: str = "cpu",
+    progress: bool = True,
+) -> tuple[np.ndarray, list, float]:
     """One forward pass per image (no test-time augmentation), decoding every file.
 
     Returns (predicted index per path, -1 where unreadable; skipped files with reasons; wall
@@ -100,78 +116,130 @@ def model_cost(model: nn.Module, image_size: int, latency_runs: int = 50) -> dic
     """Official MACs, parameters and batch-1 CPU latency of a model (on a CPU copy)."""
     check_countable(model)
     lat = measure_latency(model, (3, image_size, image_size), runs=latency_runs)
-    return {"macs": official_macs(model, image_size),
-            "params": sum(p.numel() for p in model.parameters()),
-            "latency_ms": lat.median_ms, "latency_p90_ms": lat.p90_ms,
-            "latency_device": str(lat)}
+    return {
+        "macs": official_macs(model, image_size),
+        "params": sum(p.numel() for p in model.parameters()),
+        "latency_ms": lat.median_ms,
+        "latency_p90_ms": lat.p90_ms,
+        "latency_device": str(lat),
+    }
 
 
 def score_run_split(ckpt: Checkpoint, split: str, device: str = "cpu") -> dict:
     """Macro-F1 on the ``"test"`` (or ``"val"``) images of the run that wrote ``ckpt``,
     rebuilt from its saved config: the same images the run held back (or selected on)."""
     c = ckpt.config
-    data = prepare_split(c["data"], c["image_size"], c.get("val_fraction", 0.2),
-                         c.get("test_fraction", 0.0), c.get("split_seed", 0), c.get("classes"),
-                         progress=False)
+    data = prepare_split(
+        c["data"],
+        c["image_size"],
+        c.get("val_fraction", 0.2),
+        c.get("test_fraction", 0.0),
+        c.get("split_seed", 0),
+        c.get("classes"),
+        progress=False,
+    )
     idx = {"test": data.test_idx, "val": data.val_idx}[split]
     if len(idx) == 0:
-        raise ValueError(f"the run has no {split} images (test_fraction "
-                         f"{c.get('test_fraction', 0.0)}); train with test_fraction > 0 or pass a "
-                         "labelled eval_folder")
+        raise ValueError(
+            f"the run has no {split} images (test_fraction "
+            f"{c.get('test_fraction', 0.0)}); train with test_fraction > 0 or pass a "
+            "labelled eval_folder"
+        )
     p = predict(ckpt.build_model(device), make_eval_loader(data.cache, idx), device)
     rep = f1_report(p.true, p.pred, ckpt.classes)
-    why = ("held back from training and from choosing best.pt" if split == "test" else
-           "the validation split that chose best.pt: optimistic")
-    return {"f1": rep["macro_f1"], "report": rep, "n_eval": rep["n"],
-            "f1_source": f"{split} split of {data.source} ({rep['n']} images, {why})"}
+    why = (
+        "held back from training and from choosing best.pt"
+        if split == "test"
+        else "the validation split that chose best.pt: optimistic"
+    )
+    return {
+        "f1": rep["macro_f1"],
+        "report": rep,
+        "n_eval": rep["n"],
+        "f1_source": f"{split} split of {data.source} ({rep['n']} images, {why})",
+    }
 
 
-def score_folder(ckpt: Checkpoint, folder: str | Path, device: str = "cpu",
-                 progress: bool = True) -> dict:
+def score_folder(
+    ckpt: Checkpoint, folder: str | Path, device: str = "cpu", progress: bool = True
+) -> dict:
     """Macro-F1 on a labelled folder (a competition layout: its val/ folder only)."""
     scan = load_source(folder)
     extra = [c for c in scan.classes if c not in ckpt.classes]
     if extra:
-        raise ValueError(f"{folder} has class(es) {extra} that the model does not know: "
-                         f"{ckpt.classes}")
+        raise ValueError(
+            f"{folder} has class(es) {extra} that the model does not know: {ckpt.classes}"
+        )
     samples = [s for s in scan.samples if scan.layout != "competition" or s.split == "val"]
     remap = {i: ckpt.classes.index(c) for i, c in enumerate(scan.classes)}
     y_true = np.array([remap[s.label] for s in samples])
-    pred, skipped, seconds = predict_files(ckpt.build_model(device), [s.path for s in samples],
-                                           ckpt.image_size, device=device, progress=progress)
+    pred, skipped, seconds = predict_files(
+        ckpt.build_model(device),
+        [s.path for s in samples],
+        ckpt.image_size,
+        device=device,
+        progress=progress,
+    )
     ok = pred >= 0
     rep = f1_report(y_true[ok], pred[ok], ckpt.classes)
     part = "val/ folder" if scan.layout == "competition" else "all images"
-    return {"f1": rep["macro_f1"], "report": rep, "n_eval": rep["n"], "eval_skipped": skipped,
-            "eval_seconds": seconds, "f1_source": f"{folder} ({part}, {rep['n']} images)"}
+    return {
+        "f1": rep["macro_f1"],
+        "report": rep,
+        "n_eval": rep["n"],
+        "eval_skipped": skipped,
+        "eval_seconds": seconds,
+        "f1_source": f"{folder} ({part}, {rep['n']} images)",
+    }
 
 
-def submission(ckpt: Checkpoint, test_folder: str | Path, out: Path | None,
-               device: str = "cpu", progress: bool = True) -> dict:
+def submission(
+    ckpt: Checkpoint,
+    test_folder: str | Path,
+    out: Path | None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> dict:
     """Predict every image of an unlabelled folder once; write ``submission.csv``."""
     test = scan_unlabelled(test_folder)
     paths = [s.path for s in test.samples]
-    pred, skipped, seconds = predict_files(ckpt.build_model(device), paths, ckpt.image_size,
-                                           device=device, progress=progress)
+    pred, skipped, seconds = predict_files(
+        ckpt.build_model(device), paths, ckpt.image_size, device=device, progress=progress
+    )
     per_image = seconds / max(1, len(paths))
-    res = {"submit_time_s": seconds, "n_test": len(paths),
-           "submit_ms_per_image": 1000 * per_image,
-           "submit_time_scaled_s": per_image * COMPETITION_TEST_IMAGES,
-           "test_skipped": skipped + [(str(p), why) for p, why in test.skipped]}
+    res = {
+        "submit_time_s": seconds,
+        "n_test": len(paths),
+        "submit_ms_per_image": 1000 * per_image,
+        "submit_time_scaled_s": per_image * COMPETITION_TEST_IMAGES,
+        "test_skipped": skipped + [(str(p), why) for p, why in test.skipped],
+    }
     if out is not None:
-        sub = pd.DataFrame({"file": [p.name for p in paths],
-                            "label": [ckpt.classes[i] if i >= 0 else "" for i in pred]})
+        sub = pd.DataFrame(
+            {
+                "file": [p.name for p in paths],
+                "label": [ckpt.classes[i] if i >= 0 else "" for i in pred],
+            }
+        )
         write_csv(out / "submission.csv", sub, index=False)
         res["submission"] = str(out / "submission.csv")
     return res
 
 
-def evaluate(checkpoint: str | Path, eval_folder: str | Path | None = None,
-             test_folder: str | Path | None = None, out_dir: str | Path | None = None,
-             split: str | None = None, device: str = "cpu", latency_runs: int = 50,
-             progress: bool = True, macs_baseline: float = MACS_BASELINE,
-             f1_baseline_macs: float = F1_BASELINE_MACS, time_baseline: float = TIME_BASELINE,
-             f1_baseline_time: float = F1_BASELINE_TIME) -> dict:
+def evaluate(
+    checkpoint: str | Path,
+    eval_folder: str | Path | None = None,
+    test_folder: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    split: str | None = None,
+    device: str = "cpu",
+    latency_runs: int = 50,
+    progress: bool = True,
+    macs_baseline: float = MACS_BASELINE,
+    f1_baseline_macs: float = F1_BASELINE_MACS,
+    time_baseline: float = TIME_BASELINE,
+    f1_baseline_time: float = F1_BASELINE_TIME,
+) -> dict:
     """Everything chapter 5 reports for one checkpoint; writes scores.json (+ submission.csv).
 
     The F1 comes from ``split`` ("test" / "val": the run's own held-back / validation images)
@@ -181,9 +249,14 @@ def evaluate(checkpoint: str | Path, eval_folder: str | Path | None = None,
     """
     ckpt = load_checkpoint(checkpoint)
     out = resolve_output_dir(out_dir, "score") if out_dir is not None else None
-    result: dict = {"checkpoint": str(checkpoint), "model": ckpt.config["model"],
-                    "data": ckpt.config.get("data"), "input_size": ckpt.image_size,
-                    "classes": ckpt.classes, "size_bytes": Path(checkpoint).stat().st_size}
+    result: dict = {
+        "checkpoint": str(checkpoint),
+        "model": ckpt.config["model"],
+        "data": ckpt.config.get("data"),
+        "input_size": ckpt.image_size,
+        "classes": ckpt.classes,
+        "size_bytes": Path(checkpoint).stat().st_size,
+    }
     result.update(model_cost(ckpt.build_model("cpu"), ckpt.image_size, latency_runs))
     if split is not None:
         result.update(score_run_split(ckpt, split, device))
@@ -194,25 +267,39 @@ def evaluate(checkpoint: str | Path, eval_folder: str | Path | None = None,
     if "f1" in result:
         result["accuracy"] = result["report"]["accuracy"]
         result["confusion"] = result["report"]["confusion"]
-        result["score_macs"] = score_macs(result["f1"], result["macs"], macs_baseline,
-                                          f1_baseline_macs)
+        result["score_macs"] = score_macs(
+            result["f1"], result["macs"], macs_baseline, f1_baseline_macs
+        )
         if "submit_time_scaled_s" in result:
-            result["score_time"] = score_time(result["f1"], result["submit_time_scaled_s"],
-                                              time_baseline, f1_baseline_time)
-            result["score_time_basis"] = (f"per-image time on this machine x "
-                                          f"{COMPETITION_TEST_IMAGES} images")
-    result["baselines"] = {"macs": macs_baseline, "f1_macs": f1_baseline_macs,
-                           "time": time_baseline, "f1_time": f1_baseline_time}
+            result["score_time"] = score_time(
+                result["f1"], result["submit_time_scaled_s"], time_baseline, f1_baseline_time
+            )
+            result["score_time_basis"] = (
+                f"per-image time on this machine x {COMPETITION_TEST_IMAGES} images"
+            )
+    result["baselines"] = {
+        "macs": macs_baseline,
+        "f1_macs": f1_baseline_macs,
+        "time": time_baseline,
+        "f1_time": f1_baseline_time,
+    }
     if out is not None:
         write_json(out / "scores.json", result)
     return result
 
 
 def _row_from_metrics(m: dict, run: str) -> dict:
-    return {"run": run, "model": m.get("model"), "data": m.get("data"),
-            "f1": m.get("val_macro_f1"), "f1 on": "validation (chose best.pt)",
-            "macs": m.get("macs"), "params": m.get("params"), "input_size": m.get("input_size"),
-            "epochs": m.get("epochs")}
+    return {
+        "run": run,
+        "model": m.get("model"),
+        "data": m.get("data"),
+        "f1": m.get("val_macro_f1"),
+        "f1 on": "validation (chose best.pt)",
+        "macs": m.get("macs"),
+        "params": m.get("params"),
+        "input_size": m.get("input_size"),
+        "epochs": m.get("epochs"),
+    }
 
 
 def leaderboard(root: str | Path, score: str = "score_macs") -> pd.DataFrame:
@@ -234,10 +321,17 @@ def leaderboard(root: str | Path, score: str = "score_macs") -> pd.DataFrame:
             continue
         key = str(Path(s["checkpoint"]).parent)
         row = rows.get(key, {"run": str(path.parent.relative_to(root))})
-        row.update(model=s["model"], data=s.get("data"), f1=s["f1"],
-                   **{"f1 on": s.get("f1_source", "?")}, macs=s["macs"], params=s["params"],
-                   input_size=s["input_size"], latency_ms=s.get("latency_ms"),
-                   submit_time_scaled_s=s.get("submit_time_scaled_s"))
+        row.update(
+            model=s["model"],
+            data=s.get("data"),
+            f1=s["f1"],
+            **{"f1 on": s.get("f1_source", "?")},
+            macs=s["macs"],
+            params=s["params"],
+            input_size=s["input_size"],
+            latency_ms=s.get("latency_ms"),
+            submit_time_scaled_s=s.get("submit_time_scaled_s"),
+        )
         rows[key] = row
     df = pd.DataFrame(list(rows.values()))
     if df.empty:
@@ -245,8 +339,10 @@ def leaderboard(root: str | Path, score: str = "score_macs") -> pd.DataFrame:
     df = df.dropna(subset=["f1", "macs"])
     df["score_macs"] = [score_macs(f, m) for f, m in zip(df.f1, df.macs)]
     if "submit_time_scaled_s" in df:
-        df["score_time"] = [score_time(f, t) if pd.notna(t) else np.nan
-                            for f, t in zip(df.f1, df.submit_time_scaled_s)]
+        df["score_time"] = [
+            score_time(f, t) if pd.notna(t) else np.nan
+            for f, t in zip(df.f1, df.submit_time_scaled_s)
+        ]
     return df.sort_values(score).reset_index(drop=True)
 
 
@@ -256,22 +352,27 @@ def find_checkpoint(root: str | Path, folder_suffix: str = "train") -> Path:
     other chapter's student or pruned variant by accident."""
     found = [p for p in Path(root).rglob("best.pt") if p.parent.name.endswith(folder_suffix)]
     if not found:
-        raise FileNotFoundError(f"no best.pt under {root} in a folder ending with "
-                                f"'{folder_suffix}': run chapter 4 first or pass a checkpoint")
+        raise FileNotFoundError(
+            f"no best.pt under {root} in a folder ending with "
+            f"'{folder_suffix}': run chapter 4 first or pass a checkpoint"
+        )
     return max(found, key=lambda p: p.stat().st_mtime)
 
 
 def calculator():
     """ipywidgets sliders (F1, MACs, seconds) -> both scores, for interactive sessions."""
     import ipywidgets as w
+
     f1 = w.FloatSlider(0.84, min=0.0, max=1.0, step=0.005, description="macro-F1")
     macs = w.FloatLogSlider(13.86e6, base=10, min=5, max=9, description="MACs")
     secs = w.FloatSlider(43.15, min=1, max=200, step=0.5, description="seconds")
     out = w.HTML()
 
     def update(*_):
-        out.value = (f"<b>MACs edition</b>: {score_macs(f1.value, macs.value):.4f} &nbsp; "
-                     f"<b>time edition</b>: {score_time(f1.value, secs.value):.4f}")
+        out.value = (
+            f"<b>MACs edition</b>: {score_macs(f1.value, macs.value):.4f} &nbsp; "
+            f"<b>time edition</b>: {score_time(f1.value, secs.value):.4f}"
+        )
 
     for s in (f1, macs, secs):
         s.observe(update, "value")

@@ -30,9 +30,11 @@ class Latency:
     torch: str
 
     def __str__(self) -> str:
-        return (f"batch {self.batch}: median {self.median_ms:.2f} ms, p90 {self.p90_ms:.2f} ms, "
-                f"{self.throughput:.0f} img/s [{self.device}, torch {self.torch}, "
-                f"{self.threads} threads, {self.runs} runs]")
+        return (
+            f"batch {self.batch}: median {self.median_ms:.2f} ms, p90 {self.p90_ms:.2f} ms, "
+            f"{self.throughput:.0f} img/s [{self.device}, torch {self.torch}, "
+            f"{self.threads} threads, {self.runs} runs]"
+        )
 
 
 def percentile(sorted_ms: list[float], q: float) -> float:
@@ -50,10 +52,16 @@ def device_name(device: torch.device | str) -> str:
     return f"cpu {platform.machine()} ({torch.get_num_threads()} threads)"
 
 
-def measure_latency(model: nn.Module | Callable, input_size: tuple[int, ...] = (3, 156, 156),
-                    batch: int = 1, warmup: int = 10, runs: int = 50,
-                    threads: int | None = None, device: str | torch.device = "cpu",
-                    min_seconds: float = 0.0) -> Latency:
+def measure_latency(
+    model: nn.Module | Callable,
+    input_size: tuple[int, ...] = (3, 156, 156),
+    batch: int = 1,
+    warmup: int = 10,
+    runs: int = 50,
+    threads: int | None = None,
+    device: str | torch.device = "cpu",
+    min_seconds: float = 0.0,
+) -> Latency:
     """Time ``model`` on zeros of ``(batch, *input_size)`` in eval mode without gradients.
 
     ``model`` is an ``nn.Module`` or any callable on a tensor (an ONNX Runtime session
@@ -80,14 +88,22 @@ def measure_latency(model: nn.Module | Callable, input_size: tuple[int, ...] = (
             model.train(was_training)
     times.sort()
     med = statistics.median(times)
-    return Latency(med, percentile(times, 0.9), statistics.fmean(times), batch,
-                   batch * 1000 / med, len(times),
-                   device_name(device) if device.type == "cuda" else f"cpu {platform.machine()}",
-                   used_threads, torch.__version__)
+    return Latency(
+        med,
+        percentile(times, 0.9),
+        statistics.fmean(times),
+        batch,
+        batch * 1000 / med,
+        len(times),
+        device_name(device) if device.type == "cuda" else f"cpu {platform.machine()}",
+        used_threads,
+        torch.__version__,
+    )
 
 
-def _time_runs(model: Callable, x: torch.Tensor, warmup: int, runs: int,
-               min_seconds: float) -> list[float]:
+def _time_runs(
+    model: Callable, x: torch.Tensor, warmup: int, runs: int, min_seconds: float
+) -> list[float]:
     """Milliseconds of each timed call, after ``warmup`` untimed ones."""
     cuda = x.device.type == "cuda"
     times: list[float] = []
@@ -112,8 +128,9 @@ def _time_runs(model: Callable, x: torch.Tensor, warmup: int, runs: int,
     return times
 
 
-def interleaved_latency(models: dict[str, tuple], rounds: int = 300,
-                        warmup: int = 10) -> pd.DataFrame:
+def interleaved_latency(
+    models: dict[str, tuple], rounds: int = 300, warmup: int = 10
+) -> pd.DataFrame:
     """Time several models side by side, CPU batch 1: ``models`` maps a name to
     ``(callable, input tensor)``; every round runs each once in turn.
 
@@ -139,6 +156,13 @@ def interleaved_latency(models: dict[str, tuple], rounds: int = 300,
     for name, t in times.items():
         t.sort()
         med = statistics.median(t)
-        rows.append({"model": name, "median_ms": med, "p90_ms": percentile(t, 0.9),
-                     "speedup": base / med, "rounds": rounds})
+        rows.append(
+            {
+                "model": name,
+                "median_ms": med,
+                "p90_ms": percentile(t, 0.9),
+                "speedup": base / med,
+                "rounds": rounds,
+            }
+        )
     return pd.DataFrame(rows)

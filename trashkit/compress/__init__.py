@@ -11,5 +11,14 @@ from .decompose import decompose_model
 from .onnx_rt import export_onnx, OrtModel, quantize_int8
 from .report import Candidate, evaluate_candidate, variants_table, plot_variants
 
-__all__ = ["prune_to_macs", "decompose_model", "export_onnx", "OrtModel", "quantize_int8",
-           "Candidate", "evaluate_candidate", "variants_table", "plot_variants"]
+__all__ = [
+    "prune_to_macs",
+    "decompose_model",
+    "export_onnx",
+    "OrtModel",
+    "quantize_int8",
+    "Candidate",
+    "evaluate_candidate",
+    "variants_table",
+    "plot_variants",
+]

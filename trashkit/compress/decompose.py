@@ -14,8 +14,17 @@ import torch
 from torch import nn
 
 
-def tucker2_macs(cin: int, cout: int, k: int, r_in: int, r_out: int, h: int, w: int,
-                 stride: int = 1, padding: int | None = None) -> int:
+def tucker2_macs(
+    cin: int,
+    cout: int,
+    k: int,
+    r_in: int,
+    r_out: int,
+    h: int,
+    w: int,
+    stride: int = 1,
+    padding: int | None = None,
+) -> int:
     """MACs of a k x k convolution (no bias) after Tucker-2: a 1x1 conv ``cin -> r_in`` on the
     *input* grid ``h x w``, the k x k core ``r_in -> r_out`` and a 1x1 conv ``r_out -> cout``
     on the output grid.
@@ -43,6 +52,7 @@ def decompose_conv(conv: nn.Conv2d, rank_ratio: float) -> nn.Module | None:
 def _tucker2(conv: nn.Conv2d, rank_ratio: float) -> nn.Module | None:
     import tensorly as tl
     from tensorly.decomposition import partial_tucker
+
     tl.set_backend("pytorch")
     w = conv.weight.data
     cout, cin, kh, kw = w.shape
@@ -62,11 +72,11 @@ def _tucker2(conv: nn.Conv2d, rank_ratio: float) -> nn.Module | None:
         return nn.Sequential(first, last)
     if cin * r_in + r_in * r_out * kh * kw + r_out * cout >= old:
         return None
-    (core, (u_out, u_in)), _ = partial_tucker(w, rank=[r_out, r_in], modes=[0, 1],
-                                              init="svd", n_iter_max=50)
+    (core, (u_out, u_in)), _ = partial_tucker(
+        w, rank=[r_out, r_in], modes=[0, 1], init="svd", n_iter_max=50
+    )
     first = nn.Conv2d(cin, r_in, 1, bias=False)
-    mid = nn.Conv2d(r_in, r_out, (kh, kw), conv.stride, conv.padding, conv.dilation,
-                    bias=False)
+    mid = nn.Conv2d(r_in, r_out, (kh, kw), conv.stride, conv.padding, conv.dilation, bias=False)
     last = nn.Conv2d(r_out, cout, 1, bias=conv.bias is not None)
     first.weight.data = u_in.t().reshape(r_in, cin, 1, 1).contiguous()
     mid.weight.data = core.contiguous()
@@ -76,15 +86,19 @@ def _tucker2(conv: nn.Conv2d, rank_ratio: float) -> nn.Module | None:
     return nn.Sequential(first, mid, last)
 
 
-def decompose_model(model: nn.Module, rank_ratio: float = 0.5,
-                    min_channels: int = 16) -> tuple[nn.Module, list[str]]:
+def decompose_model(
+    model: nn.Module, rank_ratio: float = 0.5, min_channels: int = 16
+) -> tuple[nn.Module, list[str]]:
     """A copy of ``model`` with every dense (groups = 1) conv of >= ``min_channels``
     replaced by its low-rank form where that saves MACs; returns (model, replaced names)."""
     model = copy.deepcopy(model).cpu().eval()
     replaced = []
     for name, m in list(model.named_modules()):
-        if isinstance(m, nn.Conv2d) and m.groups == 1 and \
-                min(m.in_channels, m.out_channels) >= min_channels:
+        if (
+            isinstance(m, nn.Conv2d)
+            and m.groups == 1
+            and min(m.in_channels, m.out_channels) >= min_channels
+        ):
             new = _tucker2(m, rank_ratio)
             if new is None:
                 continue

@@ -14,10 +14,16 @@ def export_onnx(model: nn.Module, image_size: int, path: str | Path, opset: int 
     path = Path(path)
     model = model.cpu().eval()
     x = torch.zeros(1, 3, image_size, image_size)
-    torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["input"],
-                      output_names=["logits"], dynamic_axes={"input": {0: "batch"},
-                                                             "logits": {0: "batch"}},
-                      opset_version=opset)
+    torch.onnx.export(
+        model,
+        (x,),
+        str(path),
+        dynamo=False,
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        opset_version=opset,
+    )
     return path
 
 
@@ -26,6 +32,7 @@ class OrtModel:
 
     def __init__(self, path: str | Path, threads: int | None = None):
         import onnxruntime as ort
+
         opts = ort.SessionOptions()
         # no busy-waiting between runs: a spinning ORT pool steals the cores from whatever
         # runs next (PyTorch in a side-by-side timing, the robot's other processes)
@@ -40,14 +47,19 @@ class OrtModel:
         return torch.from_numpy(out[0])
 
 
-def quantize_int8(onnx_path: str | Path, calibration: torch.Tensor, out_path: str | Path,
-                  per_channel: bool = True) -> Path:
+def quantize_int8(
+    onnx_path: str | Path, calibration: torch.Tensor, out_path: str | Path, per_channel: bool = True
+) -> Path:
     """Static int8 quantization (QDQ, x86 / AVX2-VNNI kernels) calibrated on real images.
 
     ``calibration`` is a normalised float batch of *training* images (never test data).
     """
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):
@@ -59,8 +71,14 @@ def quantize_int8(onnx_path: str | Path, calibration: torch.Tensor, out_path: st
 
     pre = Path(out_path).with_suffix(".pre.onnx")
     quant_pre_process(str(onnx_path), str(pre))
-    quantize_static(str(pre), str(out_path), Reader(calibration), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    per_channel=per_channel)
+    quantize_static(
+        str(pre),
+        str(out_path),
+        Reader(calibration),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=per_channel,
+    )
     pre.unlink(missing_ok=True)
     return Path(out_path)

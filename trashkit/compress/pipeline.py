@@ -43,17 +43,24 @@ class Study:
             cfg["data"] = data
         self.cfg = TrainConfig.from_dict(cfg)
         self.out = out
-        self.data = prepare_split(self.cfg.data, self.cfg.image_size, self.cfg.val_fraction,
-                                  self.cfg.test_fraction, self.cfg.split_seed, self.cfg.classes,
-                                  progress=False)
+        self.data = prepare_split(
+            self.cfg.data,
+            self.cfg.image_size,
+            self.cfg.val_fraction,
+            self.cfg.test_fraction,
+            self.cfg.split_seed,
+            self.cfg.classes,
+            progress=False,
+        )
         self.eval_split = "test" if len(self.data.test_idx) else "val"
         idx = np.sort(self.data.test_idx if len(self.data.test_idx) else self.data.val_idx)
         self.eval_images = torch.from_numpy(np.array(self.data.cache.images[idx]))
         self.eval_labels = self.data.cache.labels[idx]
         rng = np.random.default_rng(0)
         pick = rng.choice(self.data.train_idx, min(64, len(self.data.train_idx)), replace=False)
-        self.calibration = normalize_batch(torch.from_numpy(
-            np.array(self.data.cache.images[np.sort(pick)])))  # training images only
+        self.calibration = normalize_batch(
+            torch.from_numpy(np.array(self.data.cache.images[np.sort(pick)]))
+        )  # training images only
 
     @property
     def size(self) -> int:
@@ -72,16 +79,27 @@ class Study:
         folder = self.out / name
         if not (folder / "metrics.json").is_file():
             resume = (folder / "config.json").is_file()
-            train(None if resume else replace(self.cfg, epochs=epochs, **overrides), folder,
-                  resume=resume, progress=False)
+            train(
+                None if resume else replace(self.cfg, epochs=epochs, **overrides),
+                folder,
+                resume=resume,
+                progress=False,
+            )
         return load_checkpoint(folder / "best.pt").build_model()
 
     def save_network(self, model: nn.Module, name: str) -> Path:
         """A modified network (pruned, decomposed) as a checkpoint that rebuilds it."""
         path = self.out / f"{name}.pt"
-        save_checkpoint(path, Checkpoint(model=model.state_dict(), classes=self.data.classes,
-                                         config=self.cfg.to_dict(), image_size=self.size,
-                                         architecture=describe_architecture(model)))
+        save_checkpoint(
+            path,
+            Checkpoint(
+                model=model.state_dict(),
+                classes=self.data.classes,
+                config=self.cfg.to_dict(),
+                image_size=self.size,
+                architecture=describe_architecture(model),
+            ),
+        )
         return path
 
 
@@ -89,15 +107,27 @@ def original(s: Study) -> Candidate:
     return Candidate("original", s.model, "the checkpoint as trained")
 
 
-def distilled(s: Study, student: str, epochs: int, temperature: float = 4.0,
-              alpha: float = 0.7) -> list[Candidate]:
+def distilled(
+    s: Study, student: str, epochs: int, temperature: float = 4.0, alpha: float = 0.7
+) -> list[Candidate]:
     """The student with the original as teacher, and the same student alone (same seed)."""
     alone = s.retrain("student_alone", epochs, model=student)
-    kd = s.retrain("student_kd", epochs, model=student, teacher=str(s.path),
-                   kd_temperature=temperature, kd_alpha=alpha)
-    return [Candidate(f"student alone ({student})", alone, f"{epochs} epochs, no teacher"),
-            Candidate(f"student distilled ({student})", kd,
-                      f"{epochs} epochs, teacher = original, T={temperature}, alpha={alpha}")]
+    kd = s.retrain(
+        "student_kd",
+        epochs,
+        model=student,
+        teacher=str(s.path),
+        kd_temperature=temperature,
+        kd_alpha=alpha,
+    )
+    return [
+        Candidate(f"student alone ({student})", alone, f"{epochs} epochs, no teacher"),
+        Candidate(
+            f"student distilled ({student})",
+            kd,
+            f"{epochs} epochs, teacher = original, T={temperature}, alpha={alpha}",
+        ),
+    ]
 
 
 def pruned(s: Study, target_ratio: float, epochs: int, lr: float = 0.02) -> Candidate:
@@ -118,12 +148,14 @@ def continued(s: Study, epochs: int, lr: float = 0.02) -> Candidate:
     the extra epochs bought; this candidate is the fair baseline.
     """
     model = s.retrain("original_continued", epochs, init_from=str(s.path), lr=lr)
-    return Candidate("original + same extra epochs", model,
-                     f"the original, {epochs} more epochs at lr {lr} (fair baseline)")
+    return Candidate(
+        "original + same extra epochs",
+        model,
+        f"the original, {epochs} more epochs at lr {lr} (fair baseline)",
+    )
 
 
-def sensitivity_scan(s: Study, ratios: list[float], epochs: int,
-                     lr: float = 0.02) -> pd.DataFrame:
+def sensitivity_scan(s: Study, ratios: list[float], epochs: int, lr: float = 0.02) -> pd.DataFrame:
     """Prune the original to each MACs ratio, fine-tune ``epochs`` epochs, measure macro-F1.
 
     One row per ratio: the target, the MACs actually kept (torch-pruning removes channels in
@@ -133,18 +165,30 @@ def sensitivity_scan(s: Study, ratios: list[float], epochs: int,
     nothing about where accuracy starts to fall; the curve shows how much can go.
     """
     base = eval_f1(s.model, s.eval_images, s.eval_labels, s.n_classes)
-    rows = [{"target": 1.0, "kept MACs": 1.0, "MACs": official_macs(s.model, s.size),
-             "params": sum(p.numel() for p in s.model.parameters()), "F1 pruned": base,
-             "F1 fine-tuned": base}]
+    rows = [
+        {
+            "target": 1.0,
+            "kept MACs": 1.0,
+            "MACs": official_macs(s.model, s.size),
+            "params": sum(p.numel() for p in s.model.parameters()),
+            "F1 pruned": base,
+            "F1 fine-tuned": base,
+        }
+    ]
     for ratio in sorted(ratios, reverse=True):
         model, info = prune_to_macs(s.model, s.size, ratio)
-        row = {"target": ratio, "kept MACs": info["ratio"], "MACs": info["macs_after"],
-               "params": sum(p.numel() for p in model.parameters()),
-               "F1 pruned": eval_f1(model, s.eval_images, s.eval_labels, s.n_classes)}
+        row = {
+            "target": ratio,
+            "kept MACs": info["ratio"],
+            "MACs": info["macs_after"],
+            "params": sum(p.numel() for p in model.parameters()),
+            "F1 pruned": eval_f1(model, s.eval_images, s.eval_labels, s.n_classes),
+        }
         if epochs > 0:
             name = f"scan_{round(100 * ratio):03d}"
-            tuned = s.retrain(f"{name}_ft", epochs, init_from=str(s.save_network(model, name)),
-                              lr=lr)
+            tuned = s.retrain(
+                f"{name}_ft", epochs, init_from=str(s.save_network(model, name)), lr=lr
+            )
             row["F1 fine-tuned"] = eval_f1(tuned, s.eval_images, s.eval_labels, s.n_classes)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -165,17 +209,23 @@ def onnx_candidates(s: Study, int8: bool = True) -> list[Candidate]:
     out = [Candidate("ONNX Runtime fp32", OrtModel(path), "same weights, ONNX Runtime CPU")]
     if int8:
         q = quantize_int8(path, s.calibration, s.out / "model.int8.onnx")
-        out.append(Candidate("ONNX Runtime int8", OrtModel(q),
-                             f"static QDQ int8, calibrated on {len(s.calibration)} training "
-                             "images"))
+        out.append(
+            Candidate(
+                "ONNX Runtime int8",
+                OrtModel(q),
+                f"static QDQ int8, calibrated on {len(s.calibration)} training images",
+            )
+        )
     return out
 
 
 def arcface(s: Study, epochs: int) -> Candidate:
-    model = s.retrain("arcface", epochs, model=f"arcface:{s.cfg.model}", loss="arcface",
-                      mixup=0.0, cutmix=0.0)
-    return Candidate("ArcFace head", model, f"512-d embedding, cosine to class centres, "
-                                            f"{epochs} epochs")
+    model = s.retrain(
+        "arcface", epochs, model=f"arcface:{s.cfg.model}", loss="arcface", mixup=0.0, cutmix=0.0
+    )
+    return Candidate(
+        "ArcFace head", model, f"512-d embedding, cosine to class centres, {epochs} epochs"
+    )
 
 
 def agreement(a: list[int], b: list[int]) -> float:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-UINT8 = (0, 255)   # ONNX Runtime's activations (QUInt8)
+UINT8 = (0, 255)  # ONNX Runtime's activations (QUInt8)
 INT8 = (-128, 127)  # its weights (QInt8)
 
 
@@ -31,8 +31,9 @@ def affine_params(lo: float, hi: float, qmin: int = 0, qmax: int = 255) -> tuple
 
 def quantize(x, scale: float, zero_point: int, qmin: int = 0, qmax: int = 255) -> np.ndarray:
     """Integers ``clamp(round(x / scale) + zero_point, qmin, qmax)``."""
-    return np.clip(np.round(np.asarray(x, np.float64) / scale) + zero_point,
-                   qmin, qmax).astype(np.int64)
+    return np.clip(np.round(np.asarray(x, np.float64) / scale) + zero_point, qmin, qmax).astype(
+        np.int64
+    )
 
 
 def dequantize(q, scale: float, zero_point: int) -> np.ndarray:
@@ -47,5 +48,10 @@ def round_trip(x, qmin: int = 0, qmax: int = 255) -> dict:
     scale, zp = affine_params(x.min(), x.max(), qmin, qmax)
     q = quantize(x, scale, zp, qmin, qmax)
     back = dequantize(q, scale, zp)
-    return {"scale": scale, "zero_point": zp, "q": q, "dequantized": back,
-            "max_error": float(np.abs(back - x).max())}
+    return {
+        "scale": scale,
+        "zero_point": zp,
+        "q": q,
+        "dequantized": back,
+        "max_error": float(np.abs(back - x).max()),
+    }

@@ -37,23 +37,34 @@ def _size_bytes(c: Candidate) -> int:
     return buf.getbuffer().nbytes
 
 
-def eval_f1(model: nn.Module | OrtModel, images: torch.Tensor, labels: np.ndarray,
-            n_classes: int, batch: int = 64) -> float:
+def eval_f1(
+    model: nn.Module | OrtModel,
+    images: torch.Tensor,
+    labels: np.ndarray,
+    n_classes: int,
+    batch: int = 64,
+) -> float:
     """Macro-F1 on uint8 evaluation images, in batches (fast: no timing is wanted here)."""
     if isinstance(model, nn.Module):
         model = model.cpu().eval()
-    batches = ((images[i:i + batch], None) for i in range(0, len(images), batch))
+    batches = ((images[i : i + batch], None) for i in range(0, len(images), batch))
     return macro_f1(labels, predict(model, batches).pred, n_classes)
 
 
 def _one_by_one(images: torch.Tensor):
     """Batch-1 batches: a robot sees one piece of trash at a time."""
     for i in range(len(images)):
-        yield images[i:i + 1], None
+        yield images[i : i + 1], None
 
 
-def evaluate_candidate(c: Candidate, images: torch.Tensor, labels: np.ndarray, n_classes: int,
-                       image_size: int, latency_runs: int = 50) -> dict:
+def evaluate_candidate(
+    c: Candidate,
+    images: torch.Tensor,
+    labels: np.ndarray,
+    n_classes: int,
+    image_size: int,
+    latency_runs: int = 50,
+) -> dict:
     """Metrics of one candidate on uint8 evaluation images (``B x 3 x S x S``).
 
     Predictions run one image at a time through the same :func:`trashkit.metrics.predict`
@@ -74,13 +85,20 @@ def evaluate_candidate(c: Candidate, images: torch.Tensor, labels: np.ndarray, n
     else:
         macs, params = official_macs(model, image_size), sum(p.numel() for p in model.parameters())
         macs_note = ""
-    return {"variant": c.name, "macro_f1": f1, "MACs": macs, "params": params,
-            "size_kB": _size_bytes(c) / 1024, "latency_ms": lat.median_ms,
-            "latency_p90_ms": lat.p90_ms, "eval_seconds_b1": seconds,
-            "score_macs": score_macs(f1, macs) if macs is not None else None,
-            "score_time": score_time(f1, seconds / len(images) * COMPETITION_TEST_IMAGES),
-            "note": "; ".join(n for n in (c.note, macs_note) if n),
-            "predictions": preds.tolist()}
+    return {
+        "variant": c.name,
+        "macro_f1": f1,
+        "MACs": macs,
+        "params": params,
+        "size_kB": _size_bytes(c) / 1024,
+        "latency_ms": lat.median_ms,
+        "latency_p90_ms": lat.p90_ms,
+        "eval_seconds_b1": seconds,
+        "score_macs": score_macs(f1, macs) if macs is not None else None,
+        "score_time": score_time(f1, seconds / len(images) * COMPETITION_TEST_IMAGES),
+        "note": "; ".join(n for n in (c.note, macs_note) if n),
+        "predictions": preds.tolist(),
+    }
 
 
 def variants_table(rows: list[dict]) -> pd.DataFrame:
@@ -93,11 +111,13 @@ def variants_table(rows: list[dict]) -> pd.DataFrame:
 def plot_variants(df: pd.DataFrame, path: Path | None = None):
     """Macro-F1 against batch-1 latency, one point per candidate."""
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(6.5, 4))
     ax.scatter(df.latency_ms, df.macro_f1, color="tab:green")
     for name, r in df.iterrows():
-        ax.annotate(name, (r.latency_ms, r.macro_f1), fontsize=8, xytext=(3, 3),
-                    textcoords="offset points")
+        ax.annotate(
+            name, (r.latency_ms, r.macro_f1), fontsize=8, xytext=(3, 3), textcoords="offset points"
+        )
     ax.set(xlabel="batch-1 CPU latency (ms)", ylabel="macro-F1", title="compression variants")
     fig.tight_layout()
     if path:
@@ -108,14 +128,29 @@ def plot_variants(df: pd.DataFrame, path: Path | None = None):
 def plot_sensitivity(scan: pd.DataFrame, path: Path | None = None):
     """Macro-F1 against the fraction of MACs kept: straight after pruning and fine-tuned."""
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    ax.plot(scan["kept MACs"], scan["F1 pruned"], "o--", color="tab:gray",
-            label="pruned, not fine-tuned")
+    ax.plot(
+        scan["kept MACs"],
+        scan["F1 pruned"],
+        "o--",
+        color="tab:gray",
+        label="pruned, not fine-tuned",
+    )
     if "F1 fine-tuned" in scan:
-        ax.plot(scan["kept MACs"], scan["F1 fine-tuned"], "o-", color="tab:red",
-                label="pruned + fine-tuned")
-    ax.set(xlabel="fraction of the original MACs kept", ylabel="macro-F1",
-           title="pruning sensitivity", xlim=(0, 1.05))
+        ax.plot(
+            scan["kept MACs"],
+            scan["F1 fine-tuned"],
+            "o-",
+            color="tab:red",
+            label="pruned + fine-tuned",
+        )
+    ax.set(
+        xlabel="fraction of the original MACs kept",
+        ylabel="macro-F1",
+        title="pruning sensitivity",
+        xlim=(0, 1.05),
+    )
     ax.invert_xaxis()
     ax.legend()
     fig.tight_layout()
@@ -156,8 +191,13 @@ def cross_chapter_runs(roots: list[Path], data: str, latency_runs: int = 20) -> 
     lat = []
     for r in df.itertuples():
         ckpt, size = Path(r.folder) / "best.pt", int(r.input_size)
-        lat.append(measure_latency(load_checkpoint(ckpt).build_model("cpu"), (3, size, size),
-                                   runs=latency_runs).median_ms if ckpt.is_file() else np.nan)
+        lat.append(
+            measure_latency(
+                load_checkpoint(ckpt).build_model("cpu"), (3, size, size), runs=latency_runs
+            ).median_ms
+            if ckpt.is_file()
+            else np.nan
+        )
     df["latency_ms"] = lat
     return df.reset_index(drop=True)
 
@@ -165,12 +205,14 @@ def cross_chapter_runs(roots: list[Path], data: str, latency_runs: int = 20) -> 
 def plot_cross_chapter(df: pd.DataFrame, path: Path | None = None):
     """Macro-F1 against official MACs and against batch-1 latency, one colour per chapter."""
     import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for chapter, part in df.groupby("chapter"):
         for ax, col in zip(axes, ("macs", "latency_ms")):
             ax.scatter(part[col], part.f1, label=chapter, alpha=0.8)
-    axes[0].set(xscale="log", xlabel="official MACs", ylabel="macro-F1 (each run's own "
-                "validation split)")
+    axes[0].set(
+        xscale="log", xlabel="official MACs", ylabel="macro-F1 (each run's own validation split)"
+    )
     axes[1].set(xlabel="batch-1 CPU latency (ms, measured now)")
     axes[0].legend(fontsize=8)
     fig.suptitle("every run on this data: chapters 4, 6 and 7")

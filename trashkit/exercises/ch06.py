@@ -23,10 +23,15 @@ def record_share_prediction(share: float) -> str:
 
 
 def _check_fraction(share: float) -> None:
-    require(isinstance(share, int | float) and not isinstance(share, bool),
-            f"predicted_share = {share!r}: give a number, the fraction of samples under budget")
-    require(not 1 < share <= 100, f"predicted_share = {share}: that looks like a percentage; "
-                                  f"write it as a fraction ({share / 100:g})")
+    require(
+        isinstance(share, int | float) and not isinstance(share, bool),
+        f"predicted_share = {share!r}: give a number, the fraction of samples under budget",
+    )
+    require(
+        not 1 < share <= 100,
+        f"predicted_share = {share}: that looks like a percentage; "
+        f"write it as a fraction ({share / 100:g})",
+    )
     require(0 <= share <= 1, f"predicted_share = {share}: a share lies between 0 and 1")
 
 
@@ -44,50 +49,61 @@ def check_share_prediction(share: float, space: pd.DataFrame, budget: float) -> 
     if abs(gap) <= 0.15:
         verdict = "close: you have a feel for where this space's MACs lie"
     elif gap > 0:
-        verdict = ("too optimistic: a network's MACs grow with the *square* of the input side "
-                   "and with the product of neighbouring channel counts, so a few wide slots "
-                   "at high resolution put most random samples over the budget")
+        verdict = (
+            "too optimistic: a network's MACs grow with the *square* of the input side "
+            "and with the product of neighbouring channel counts, so a few wide slots "
+            "at high resolution put most random samples over the budget"
+        )
     else:
-        verdict = ("too pessimistic: the space was calibrated (channels grow with depth, "
-                   "Fire/Bottleneck downsample through a max-pool), so cheap networks are common")
-    return ok(f"you predicted {share:.0%}, the space gave {measured:.0%} of {len(built)} built "
-              f"samples under {budget:,.0f} ({rejected} of {len(space)} rejected before "
-              f"costing) - {verdict}")
+        verdict = (
+            "too pessimistic: the space was calibrated (channels grow with depth, "
+            "Fire/Bottleneck downsample through a max-pool), so cheap networks are common"
+        )
+    return ok(
+        f"you predicted {share:.0%}, the space gave {measured:.0%} of {len(built)} built "
+        f"samples under {budget:,.0f} ({rejected} of {len(space)} rejected before "
+        f"costing) - {verdict}"
+    )
 
 
 # --- Exercise 6.2: the Pareto front of (macro-F1 up, MACs down) -----------------------------
 
 PARETO_CASES: list[list[tuple[float, float]]] = [
     [(0.80, 9e6), (0.78, 4e6), (0.75, 5e6), (0.70, 2e6), (0.80, 12e6)],  # the chapter's toy
-    [(0.5, 1.0)],                                                         # one trial
-    [(0.7, 3.0), (0.7, 3.0), (0.6, 5.0)],                                 # a tie
-    [(0.9, 1.0), (0.8, 2.0), (0.7, 3.0)],                                 # one dominates all
+    [(0.5, 1.0)],  # one trial
+    [(0.7, 3.0), (0.7, 3.0), (0.6, 5.0)],  # a tie
+    [(0.9, 1.0), (0.8, 2.0), (0.7, 3.0)],  # one dominates all
     [(0.6, 1.0), (0.7, 2.0), (0.8, 3.0), (0.75, 2.5), (0.65, 2.0)],
 ]
 
 
 def pareto_reference(points: Sequence[tuple[float, float]]) -> list[int]:
     """Indices of the points no other point dominates (F1 >=, MACs <=, one of them strictly)."""
+
     def dominates(a, b):
         return a[0] >= b[0] and a[1] <= b[1] and (a[0] > b[0] or a[1] < b[1])
+
     return [i for i, p in enumerate(points) if not any(dominates(q, p) for q in points)]
 
 
 def _pareto_slips(points: list[tuple[float, float]]) -> dict[frozenset, str]:
     """Wrong fronts a student is likely to return, with what each means."""
     flipped = [(f, -m) for f, m in points]
-    strict = [i for i, p in enumerate(points)
-              if not any(q[0] >= p[0] and q[1] <= p[1] for j, q in enumerate(points) if j != i)]
+    strict = [
+        i
+        for i, p in enumerate(points)
+        if not any(q[0] >= p[0] and q[1] <= p[1] for j, q in enumerate(points) if j != i)
+    ]
     best = max(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
     return {
         frozenset(pareto_reference(flipped)): "you treated MACs as something to maximise: "
-                                              "fewer MACs is better",
+        "fewer MACs is better",
         frozenset(strict): "a point equal to another one does not dominate it: dominating "
-                           "needs strictly better in at least one objective, so ties both stay",
+        "needs strictly better in at least one objective, so ties both stay",
         frozenset([best]): "that is only the most accurate trial: the front also holds the "
-                           "cheaper trials nothing beats on both counts",
+        "cheaper trials nothing beats on both counts",
         frozenset(range(len(points))): "you returned every trial: drop those another trial "
-                                       "beats on both objectives",
+        "beats on both objectives",
     }
 
 
@@ -95,26 +111,34 @@ def check_pareto_front(fn: Callable[[list[tuple[float, float]]], list[int]]) -> 
     """``fn(points) -> indices`` of the Pareto-optimal points of ``(F1, MACs)`` pairs."""
     for points in PARETO_CASES:
         got = call(fn, list(points), name="pareto_front")
-        require(isinstance(got, list | tuple | set) and all(isinstance(i, int) for i in got),
-                f"pareto_front({points}) returned {got!r}: return a list of indices (ints)")
+        require(
+            isinstance(got, list | tuple | set) and all(isinstance(i, int) for i in got),
+            f"pareto_front({points}) returned {got!r}: return a list of indices (ints)",
+        )
         want = pareto_reference(points)
         if sorted(set(got)) == want:
             continue
         slip = _pareto_slips(points).get(frozenset(got), "")
         raise ExerciseError(
             f"pareto_front({points}): expected indices {want}, got {sorted(got)}."
-            + (f" It looks like {slip}." if slip else
-               " Keep trial i unless some trial j has F1_j >= F1_i and MACs_j <= MACs_i, "
-               "better in at least one."))
-    return ok(f"pareto_front right on {len(PARETO_CASES)} sets of trials (ties and a single "
-              "trial included); on the chapter's toy: trials 0, 1 and 3")
+            + (
+                f" It looks like {slip}."
+                if slip
+                else " Keep trial i unless some trial j has F1_j >= F1_i and MACs_j <= MACs_i, "
+                "better in at least one."
+            )
+        )
+    return ok(
+        f"pareto_front right on {len(PARETO_CASES)} sets of trials (ties and a single "
+        "trial included); on the chapter's toy: trials 0, 1 and 3"
+    )
 
 
 # --- Exercise 6.3: Spearman's rank correlation by hand ----------------------------------------
 
 SPEARMAN_CASES: list[tuple[list[float], list[float]]] = [
     ([0.30, 0.45, 0.50, 0.60], [0.70, 0.72, 0.80, 0.76]),  # the chapter's toy: rho = 0.8
-    ([1.0, 2.0, 3.0], [3.0, 2.0, 1.0]),                     # reversed: -1
+    ([1.0, 2.0, 3.0], [3.0, 2.0, 1.0]),  # reversed: -1
     ([0.1, 0.9, 0.5, 0.3, 0.7], [10.0, 50.0, 30.0, 20.0, 40.0]),
     ([0.2, 0.4, 0.1, 0.3], [0.25, 0.85, 0.5, 0.9]),
 ]
@@ -122,12 +146,14 @@ SPEARMAN_CASES: list[tuple[list[float], list[float]]] = [
 
 def spearman_reference(x: Sequence[float], y: Sequence[float]) -> float:
     """1 - 6 sum d^2 / (n (n^2 - 1)), d = difference of the ranks (no ties)."""
+
     def ranks(v):
         order = sorted(range(len(v)), key=lambda i: v[i])
         r = [0] * len(v)
         for rank, i in enumerate(order, start=1):
             r[i] = rank
         return r
+
     n = len(x)
     d2 = sum((a - b) ** 2 for a, b in zip(ranks(x), ranks(y)))
     return 1 - 6 * d2 / (n * (n * n - 1))
@@ -156,17 +182,31 @@ def check_spearman(fn: Callable[[list[float], list[float]], float]) -> str:
     """``fn(x, y) -> rho`` for two lists without ties."""
     for x, y in SPEARMAN_CASES:
         got = call(fn, list(x), list(y), name="spearman")
-        require(isinstance(got, int | float) and not isinstance(got, bool),
-                f"spearman({x}, {y}) returned {got!r}: return one number")
+        require(
+            isinstance(got, int | float) and not isinstance(got, bool),
+            f"spearman({x}, {y}) returned {got!r}: return one number",
+        )
         want = spearman_reference(x, y)
         if close(got, want, rel=1e-9, abs_tol=1e-9):
             continue
-        slip = next((why for value, why in _spearman_slips(x, y)
-                     if close(got, value, rel=1e-9, abs_tol=1e-9)), "")
+        slip = next(
+            (
+                why
+                for value, why in _spearman_slips(x, y)
+                if close(got, value, rel=1e-9, abs_tol=1e-9)
+            ),
+            "",
+        )
         raise ExerciseError(
             f"spearman({x}, {y}): expected {want:.4f}, got {got}."
-            + (f" It looks like {slip}." if slip else
-               " Rank each list (smallest = 1), take d = rank_x - rank_y, then "
-               "1 - 6 * sum(d^2) / (n * (n^2 - 1))."))
-    return ok(f"spearman right on {len(SPEARMAN_CASES)} pairs of lists; on the chapter's toy "
-              "rho = 0.8: the short runs put two of the four architectures in the wrong order")
+            + (
+                f" It looks like {slip}."
+                if slip
+                else " Rank each list (smallest = 1), take d = rank_x - rank_y, then "
+                "1 - 6 * sum(d^2) / (n * (n^2 - 1))."
+            )
+        )
+    return ok(
+        f"spearman right on {len(SPEARMAN_CASES)} pairs of lists; on the chapter's toy "
+        "rho = 0.8: the short runs put two of the four architectures in the wrong order"
+    )

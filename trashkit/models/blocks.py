@@ -38,8 +38,15 @@ from torchvision.ops import Conv2dNormActivation
 
 #: activation names a YAML may use; ``Identity`` means none
 ACTIVATIONS: dict[str, type[nn.Module] | None] = {
-    "ReLU": nn.ReLU, "ReLU6": nn.ReLU6, "Hardswish": nn.Hardswish, "HardSwish": nn.Hardswish,
-    "SiLU": nn.SiLU, "Swish": nn.SiLU, "Identity": None, "Hardsigmoid": nn.Hardsigmoid}
+    "ReLU": nn.ReLU,
+    "ReLU6": nn.ReLU6,
+    "Hardswish": nn.Hardswish,
+    "HardSwish": nn.Hardswish,
+    "SiLU": nn.SiLU,
+    "Swish": nn.SiLU,
+    "Identity": None,
+    "Hardsigmoid": nn.Hardsigmoid,
+}
 _BN = partial(nn.BatchNorm2d, eps=0.001, momentum=0.1)
 
 
@@ -74,16 +81,21 @@ class Kind:
     check: Callable[[Any], bool]
 
 
-CHANNELS = Kind("channels", "a positive number of channels (an integer)",
-                lambda v: is_int(v) and v >= 1)
+CHANNELS = Kind(
+    "channels", "a positive number of channels (an integer)", lambda v: is_int(v) and v >= 1
+)
 COUNT = Kind("count", "a positive integer", lambda v: is_int(v) and v >= 1)
 STRIDE = Kind("stride", "a positive integer", lambda v: is_int(v) and v >= 1)
 PADDING = Kind("padding", "an integer >= 0", lambda v: is_int(v) and v >= 0)
 RATIO = Kind("ratio", "a positive number", lambda v: is_number(v) and v > 0)
-FLAG = Kind("flag", "0, 1, true or false",
-            lambda v: isinstance(v, bool) or (is_int(v) and v in (0, 1)))
-ACT = Kind("activation", f"an activation, one of {sorted(ACTIVATIONS)}",
-           lambda v: isinstance(v, str) and v in ACTIVATIONS)
+FLAG = Kind(
+    "flag", "0, 1, true or false", lambda v: isinstance(v, bool) or (is_int(v) and v in (0, 1))
+)
+ACT = Kind(
+    "activation",
+    f"an activation, one of {sorted(ACTIVATIONS)}",
+    lambda v: isinstance(v, str) and v in ACTIVATIONS,
+)
 
 
 class _Required:
@@ -114,11 +126,13 @@ class Arg:
         """Raise :class:`ArgError` naming the module and this argument if ``value`` is bad."""
         if not self.kind.check(value):
             hint = did_you_mean(value, ACTIVATIONS) if self.kind is ACT else ""
-            raise ArgError(module, f"argument '{self.name}' must be {self.kind.wants}, "
-                                   f"got {value!r}{hint}")
+            raise ArgError(
+                module, f"argument '{self.name}' must be {self.kind.wants}, got {value!r}{hint}"
+            )
         if self.choices and value not in self.choices:
-            raise ArgError(module, f"argument '{self.name}' must be one of "
-                                   f"{list(self.choices)}, got {value!r}")
+            raise ArgError(
+                module, f"argument '{self.name}' must be one of {list(self.choices)}, got {value!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -162,8 +176,9 @@ class YoloBottleneck(nn.Module):
         super().__init__()
         hidden = max(1, int(c * e))
         self.cv1 = Conv2dNormActivation(cin, hidden, 1, activation_layer=nn.SiLU)
-        self.cv2 = Conv2dNormActivation(hidden, c, 3, groups=math.gcd(g, math.gcd(hidden, c)),
-                                        activation_layer=nn.SiLU)
+        self.cv2 = Conv2dNormActivation(
+            hidden, c, 3, groups=math.gcd(g, math.gcd(hidden, c)), activation_layer=nn.SiLU
+        )
         self.add = shortcut and cin == c
 
     def forward(self, x):
@@ -179,18 +194,21 @@ def _multiple_of_8(cin: int) -> None:
     """torchvision's MobileNetV3/EfficientNet configs round in channels to a multiple of 8;
     any other count builds but fails at the first forward pass, so refuse it now."""
     if InvertedResidualConfig.adjust_channels(cin, 1.0) != cin:
-        raise ValueError(f"in channels must be a multiple of 8 (torchvision rounds them), "
-                         f"got {cin}")
+        raise ValueError(
+            f"in channels must be a multiple of 8 (torchvision rounds them), got {cin}"
+        )
 
 
 def _conv(cin: int, c: int, k: int, s: int, p: int | None, g: int, act: str):
-    return Conv2dNormActivation(cin, c, k, s, p, groups=g, norm_layer=_BN,
-                                activation_layer=ACTIVATIONS[act]), c
+    return Conv2dNormActivation(
+        cin, c, k, s, p, groups=g, norm_layer=_BN, activation_layer=ACTIVATIONS[act]
+    ), c
 
 
 def _dwconv(cin: int, c: int, k: int, s: int, act: str):
-    return Conv2dNormActivation(cin, c, k, s, groups=math.gcd(cin, c), norm_layer=_BN,
-                                activation_layer=ACTIVATIONS[act]), c
+    return Conv2dNormActivation(
+        cin, c, k, s, groups=math.gcd(cin, c), norm_layer=_BN, activation_layer=ACTIVATIONS[act]
+    ), c
 
 
 def _bottleneck(cin: int, c: int, shortcut: bool, g: int, e: float):
@@ -204,8 +222,7 @@ def _irv2(cin: int, c: int, t: float, s: int):
 def _irv3(cin: int, k: int, t: float, c: int, use_se: bool, use_hs: bool, s: int):
     _multiple_of_8(cin)
     exp = InvertedResidualConfig.adjust_channels(cin * t, 1.0)
-    cfg = InvertedResidualConfig(cin, k, exp, c, bool(use_se), "HS" if use_hs else "RE", s,
-                                 1, 1.0)
+    cfg = InvertedResidualConfig(cin, k, exp, c, bool(use_se), "HS" if use_hs else "RE", s, 1, 1.0)
     return IRv3(cfg, _BN), cfg.out_channels
 
 
@@ -240,39 +257,82 @@ def _pool_args() -> tuple[Arg, ...]:
 
 _S12 = (1, 2)  # torchvision's inverted residuals accept only these strides
 #: every YAML module, its arguments in the order a YAML entry gives them
-MODULES: dict[str, ModuleSpec] = {spec.name: spec for spec in [
-    ModuleSpec("Conv", (Arg("c", CHANNELS), Arg("k", COUNT, 1), Arg("s", STRIDE, 1),
-                        Arg("p", PADDING, None), Arg("g", COUNT, 1), Arg("act", ACT, "ReLU")),
-               _conv),
-    ModuleSpec("DWConv", (Arg("c", CHANNELS), Arg("k", COUNT, 3), Arg("s", STRIDE, 1),
-                          Arg("act", ACT, "ReLU")), _dwconv),
-    ModuleSpec("Bottleneck", (Arg("c", CHANNELS), Arg("shortcut", FLAG, True),
-                              Arg("g", COUNT, 1), Arg("e", RATIO, 0.5)), _bottleneck),
-    ModuleSpec("InvertedResidualv2", (Arg("c", CHANNELS), Arg("t", RATIO),
-                                      Arg("s", STRIDE, choices=_S12)), _irv2),
-    ModuleSpec("InvertedResidualv3", (Arg("k", COUNT), Arg("t", RATIO), Arg("c", CHANNELS),
-                                      Arg("use_se", FLAG), Arg("use_hs", FLAG),
-                                      Arg("s", STRIDE, choices=_S12)), _irv3),
-    ModuleSpec("MBConv", (Arg("t", RATIO), Arg("c", CHANNELS), Arg("s", STRIDE, choices=_S12),
-                          Arg("k", COUNT)), _mbconv),
-    ModuleSpec("Fire", (Arg("squeeze", CHANNELS), Arg("expand1x1", CHANNELS),
-                        Arg("expand3x3", CHANNELS)), _fire),
-    ModuleSpec("ShuffleUnit", (Arg("c", CHANNELS), Arg("s", STRIDE, choices=(1, 2, 3))),
-               _shuffle),
-    ModuleSpec("MaxPool", _pool_args(), partial(_pool, nn.MaxPool2d)),
-    ModuleSpec("AvgPool", _pool_args(), partial(_pool, nn.AvgPool2d)),
-    ModuleSpec("GlobalAvgPool", (), lambda cin: (nn.AdaptiveAvgPool2d(1), cin)),
-    ModuleSpec("Flatten", (), lambda cin: (Flatten(), cin)),
-    ModuleSpec("Linear", (Arg("c", COUNT), Arg("act", ACT, None)), _linear),
-]}
+MODULES: dict[str, ModuleSpec] = {
+    spec.name: spec
+    for spec in [
+        ModuleSpec(
+            "Conv",
+            (
+                Arg("c", CHANNELS),
+                Arg("k", COUNT, 1),
+                Arg("s", STRIDE, 1),
+                Arg("p", PADDING, None),
+                Arg("g", COUNT, 1),
+                Arg("act", ACT, "ReLU"),
+            ),
+            _conv,
+        ),
+        ModuleSpec(
+            "DWConv",
+            (Arg("c", CHANNELS), Arg("k", COUNT, 3), Arg("s", STRIDE, 1), Arg("act", ACT, "ReLU")),
+            _dwconv,
+        ),
+        ModuleSpec(
+            "Bottleneck",
+            (
+                Arg("c", CHANNELS),
+                Arg("shortcut", FLAG, True),
+                Arg("g", COUNT, 1),
+                Arg("e", RATIO, 0.5),
+            ),
+            _bottleneck,
+        ),
+        ModuleSpec(
+            "InvertedResidualv2",
+            (Arg("c", CHANNELS), Arg("t", RATIO), Arg("s", STRIDE, choices=_S12)),
+            _irv2,
+        ),
+        ModuleSpec(
+            "InvertedResidualv3",
+            (
+                Arg("k", COUNT),
+                Arg("t", RATIO),
+                Arg("c", CHANNELS),
+                Arg("use_se", FLAG),
+                Arg("use_hs", FLAG),
+                Arg("s", STRIDE, choices=_S12),
+            ),
+            _irv3,
+        ),
+        ModuleSpec(
+            "MBConv",
+            (Arg("t", RATIO), Arg("c", CHANNELS), Arg("s", STRIDE, choices=_S12), Arg("k", COUNT)),
+            _mbconv,
+        ),
+        ModuleSpec(
+            "Fire",
+            (Arg("squeeze", CHANNELS), Arg("expand1x1", CHANNELS), Arg("expand3x3", CHANNELS)),
+            _fire,
+        ),
+        ModuleSpec(
+            "ShuffleUnit", (Arg("c", CHANNELS), Arg("s", STRIDE, choices=(1, 2, 3))), _shuffle
+        ),
+        ModuleSpec("MaxPool", _pool_args(), partial(_pool, nn.MaxPool2d)),
+        ModuleSpec("AvgPool", _pool_args(), partial(_pool, nn.AvgPool2d)),
+        ModuleSpec("GlobalAvgPool", (), lambda cin: (nn.AdaptiveAvgPool2d(1), cin)),
+        ModuleSpec("Flatten", (), lambda cin: (Flatten(), cin)),
+        ModuleSpec("Linear", (Arg("c", COUNT), Arg("act", ACT, None)), _linear),
+    ]
+}
 
 
 def did_you_mean(name: Any, known: Mapping[str, Any]) -> str:
     """`` (did you mean X?)`` for a near miss (case, a typo), else ``""``."""
     if not isinstance(name, str):
         return ""
-    close = [k for k in known if k.lower() == name.lower()] or \
-        difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+    close = [k for k in known if k.lower() == name.lower()] or difflib.get_close_matches(
+        name, list(known), n=1, cutoff=0.75
+    )
     return f" (did you mean {close[0]}?)" if close else ""
 
 
@@ -280,8 +340,9 @@ def module_spec(name: Any) -> ModuleSpec:
     """The table row of a module, or :class:`ArgError` with the close match."""
     if isinstance(name, str) and name in MODULES:
         return MODULES[name]
-    raise ArgError(None, f"unknown module {name!r}{did_you_mean(name, MODULES)}; known: "
-                         f"{sorted(MODULES)}")
+    raise ArgError(
+        None, f"unknown module {name!r}{did_you_mean(name, MODULES)}; known: {sorted(MODULES)}"
+    )
 
 
 def parse_args(module: str, args: Sequence | None) -> dict[str, Any]:
@@ -291,8 +352,11 @@ def parse_args(module: str, args: Sequence | None) -> dict[str, Any]:
     if not isinstance(args, (list, tuple)):
         raise ArgError(module, f"arguments must be a list {list(spec.names)}, got {args!r}")
     if not spec.required <= len(args) <= len(spec.args):
-        raise ArgError(module, f"expected {spec.required}..{len(spec.args)} arguments "
-                               f"{list(spec.names)}, got {list(args)}")
+        raise ArgError(
+            module,
+            f"expected {spec.required}..{len(spec.args)} arguments "
+            f"{list(spec.names)}, got {list(args)}",
+        )
     values: dict[str, Any] = {}
     for i, arg in enumerate(spec.args):
         value = args[i] if i < len(args) else None
@@ -320,12 +384,16 @@ def yaml_args(module: str, **values: Any) -> list:
     unknown = [k for k in values if k not in spec.names]
     if unknown:
         raise ArgError(module, f"unknown argument(s) {unknown}; expected {list(spec.names)}")
-    missing = [a.name for a in spec.args[:spec.required] if a.name not in values]
+    missing = [a.name for a in spec.args[: spec.required] if a.name not in values]
     if missing:
         raise ArgError(module, f"missing required argument(s) {missing}")
     last = max((i for i, name in enumerate(spec.names) if name in values), default=-1)
-    out = [values[a.name] if a.name in values else
-           (None if isinstance(a.default, SameAs) else a.default) for a in spec.args[:last + 1]]
+    out = [
+        values[a.name]
+        if a.name in values
+        else (None if isinstance(a.default, SameAs) else a.default)
+        for a in spec.args[: last + 1]
+    ]
     parse_args(module, out)
     return out
 
@@ -345,8 +413,9 @@ def scale_channels(module: str, values: Mapping[str, Any], width: float) -> dict
     return {k: _make_divisible(v * width, 8) if k in channels else v for k, v in values.items()}
 
 
-def build_block(name: str, cin: int, values: Mapping[str, Any],
-                first: bool = True) -> tuple[nn.Module, int]:
+def build_block(
+    name: str, cin: int, values: Mapping[str, Any], first: bool = True
+) -> tuple[nn.Module, int]:
     """``(module, out channels)`` from named values (see :func:`parse_args`); a repeat after
     the ``first`` uses stride 1, so only an entry's first instance downsamples."""
     spec = module_spec(name)

@@ -19,10 +19,16 @@ from torchvision.models.shufflenetv2 import ShuffleNetV2
 # stride; consecutive rows with the same out channels form one stage.
 MBV3_SMALL = [
     (3, 16, 16, True, "RE", 2),
-    (3, 72, 24, False, "RE", 2), (3, 88, 24, False, "RE", 1),
-    (5, 96, 40, True, "HS", 2), (5, 240, 40, True, "HS", 1), (5, 240, 40, True, "HS", 1),
-    (5, 120, 48, True, "HS", 1), (5, 144, 48, True, "HS", 1),
-    (5, 288, 96, True, "HS", 2), (5, 576, 96, True, "HS", 1), (5, 576, 96, True, "HS", 1),
+    (3, 72, 24, False, "RE", 2),
+    (3, 88, 24, False, "RE", 1),
+    (5, 96, 40, True, "HS", 2),
+    (5, 240, 40, True, "HS", 1),
+    (5, 240, 40, True, "HS", 1),
+    (5, 120, 48, True, "HS", 1),
+    (5, 144, 48, True, "HS", 1),
+    (5, 288, 96, True, "HS", 2),
+    (5, 576, 96, True, "HS", 1),
+    (5, 576, 96, True, "HS", 1),
 ]
 MBV3_SMALL_LAST = 1024
 
@@ -46,8 +52,13 @@ def _even(c: float) -> int:
     return max(8, int(round(c / 2)) * 2)
 
 
-def mobilenetv3(width: float = 1.0, depth: float = 1.0, num_classes: int = 6,
-                dropout: float = 0.2, last_channel: int = MBV3_SMALL_LAST) -> MobileNetV3:
+def mobilenetv3(
+    width: float = 1.0,
+    depth: float = 1.0,
+    num_classes: int = 6,
+    dropout: float = 0.2,
+    last_channel: int = MBV3_SMALL_LAST,
+) -> MobileNetV3:
     """A MobileNetV3-small-style network; ``depth`` < 1 drops blocks from each stage's end."""
     if width <= 0 or depth <= 0:
         raise ValueError(f"width and depth must be > 0, got width={width}, depth={depth}")
@@ -61,8 +72,13 @@ def mobilenetv3(width: float = 1.0, depth: float = 1.0, num_classes: int = 6,
         cfg.append(InvertedResidualConfig(cin, k, exp, out, se, act, s, 1, width))
         cin = out
     last = InvertedResidualConfig.adjust_channels(last_channel, width)
-    return MobileNetV3(cfg, last, num_classes=num_classes, dropout=dropout,
-                       norm_layer=partial(nn.BatchNorm2d, eps=0.001, momentum=0.1))
+    return MobileNetV3(
+        cfg,
+        last,
+        num_classes=num_classes,
+        dropout=dropout,
+        norm_layer=partial(nn.BatchNorm2d, eps=0.001, momentum=0.1),
+    )
 
 
 def shufflenetv2(width: float = 0.5, depth: float = 1.0, num_classes: int = 6) -> ShuffleNetV2:
@@ -72,8 +88,7 @@ def shufflenetv2(width: float = 0.5, depth: float = 1.0, num_classes: int = 6) -
     """
     if width <= 0 or depth <= 0:
         raise ValueError(f"width and depth must be > 0, got width={width}, depth={depth}")
-    channels = [24, *(_even(c * width / 0.5) for c in (48, 96, 192)),
-                1024 if width < 2 else 2048]
+    channels = [24, *(_even(c * width / 0.5) for c in (48, 96, 192)), 1024 if width < 2 else 2048]
     repeats = [_depth(n, depth) for n in (4, 8, 4)]
     return ShuffleNetV2(repeats, channels, num_classes=num_classes)
 

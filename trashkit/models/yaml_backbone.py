@@ -28,21 +28,38 @@ import torch
 import yaml
 from torch import nn
 
-from .blocks import (COUNT, RATIO, ArgError, Kind, build_block, did_you_mean, is_int,
-                     parse_args, scale_channels)
+from .blocks import (
+    COUNT,
+    RATIO,
+    ArgError,
+    Kind,
+    build_block,
+    did_you_mean,
+    is_int,
+    parse_args,
+    scale_channels,
+)
 
 #: what each top-level key must hold (all optional but ``backbone``)
 TOP_KEYS: dict[str, Kind] = {
     "input_channel": COUNT,
     "depth_multiple": RATIO,
     "width_multiple": RATIO,
-    "backbone": Kind("backbone", "a non-empty list of [repeat, Module, args]",
-                     lambda v: isinstance(v, (list, tuple)) and len(v) > 0),
+    "backbone": Kind(
+        "backbone",
+        "a non-empty list of [repeat, Module, args]",
+        lambda v: isinstance(v, (list, tuple)) and len(v) > 0,
+    ),
     "name": Kind("text", "a string", lambda v: v is None or isinstance(v, str)),
     "description": Kind("text", "a string", lambda v: v is None or isinstance(v, str)),
-    "input_size": Kind("input_size", "a positive integer or a list of them",
-                       lambda v: COUNT.check(v) or (isinstance(v, list) and len(v) > 0
-                                                    and all(COUNT.check(x) for x in v))),
+    "input_size": Kind(
+        "input_size",
+        "a positive integer or a list of them",
+        lambda v: (
+            COUNT.check(v)
+            or (isinstance(v, list) and len(v) > 0 and all(COUNT.check(x) for x in v))
+        ),
+    ),
 }
 
 
@@ -118,8 +135,10 @@ def dump_config(cfg: dict) -> str:
     over a dozen lines, and a searched architecture should be readable at a glance."""
     head = {k: v for k, v in cfg.items() if k != "backbone"}
     text = yaml.safe_dump(head, sort_keys=False) if head else ""
-    rows = [yaml.safe_dump(entry, default_flow_style=True, width=10**6).strip()
-            for entry in cfg.get("backbone", [])]
+    rows = [
+        yaml.safe_dump(entry, default_flow_style=True, width=10**6).strip()
+        for entry in cfg.get("backbone", [])
+    ]
     return text + "backbone:\n" + "".join(f"  - {row}\n" for row in rows)
 
 
@@ -141,14 +160,19 @@ def _check_top(cfg: dict, lines: Lines, origin: str) -> tuple[int, float, float]
     for key, value in cfg.items():
         at = f"{origin}:{lines.key(key)}"
         if key not in TOP_KEYS:
-            raise YamlConfigError(f"{at}: unknown top-level key {key!r}"
-                                  f"{did_you_mean(key, TOP_KEYS)}; expected {sorted(TOP_KEYS)}")
+            raise YamlConfigError(
+                f"{at}: unknown top-level key {key!r}"
+                f"{did_you_mean(key, TOP_KEYS)}; expected {sorted(TOP_KEYS)}"
+            )
         if not TOP_KEYS[key].check(value):
             raise YamlConfigError(f"{at}: {key} must be {TOP_KEYS[key].wants}, got {value!r}")
     if "backbone" not in cfg:
         raise YamlConfigError(f"{origin}: 'backbone' is missing: {TOP_KEYS['backbone'].wants}")
-    return (cfg.get("input_channel", 3), float(cfg.get("width_multiple", 1.0)),
-            float(cfg.get("depth_multiple", 1.0)))
+    return (
+        cfg.get("input_channel", 3),
+        float(cfg.get("width_multiple", 1.0)),
+        float(cfg.get("depth_multiple", 1.0)),
+    )
 
 
 def _entry(entry: Any, where: str, width: float, depth: float) -> _Entry:
@@ -161,8 +185,7 @@ def _entry(entry: Any, where: str, width: float, depth: float) -> _Entry:
     except ArgError as exc:
         raise YamlConfigError(exc.at(where)) from None
     if not is_int(repeat) or repeat < 1:
-        raise YamlConfigError(f"{where} {name}: repeat must be a positive integer, "
-                              f"got {repeat!r}")
+        raise YamlConfigError(f"{where} {name}: repeat must be a positive integer, got {repeat!r}")
     n = max(1, round(repeat * depth)) if repeat > 1 else 1
     return _Entry(where, name, n, scale_channels(name, values, width))
 
@@ -172,8 +195,9 @@ def _instance(entry: _Entry, cin: int, r: int) -> tuple[nn.Module, int]:
     try:
         return build_block(entry.name, cin, entry.values, first=r == 0)
     except (ValueError, TypeError, RuntimeError, AssertionError) as exc:
-        raise YamlConfigError(f"{entry.where} {entry.name} (repeat {r + 1}/{entry.n}, "
-                              f"in channels {cin}): {exc}") from None
+        raise YamlConfigError(
+            f"{entry.where} {entry.name} (repeat {r + 1}/{entry.n}, in channels {cin}): {exc}"
+        ) from None
 
 
 def build_yaml_model(config: str | Path | dict, num_classes: int | None = None) -> YamlNet:
@@ -183,8 +207,10 @@ def build_yaml_model(config: str | Path | dict, num_classes: int | None = None) 
     when an earlier entry would also fail to build."""
     cfg, lines, origin = load_config(config)
     cin, width, depth = _check_top(cfg, lines, origin)
-    entries = [_entry(e, f"{origin}:{lines.entry(i)}: backbone[{i}]", width, depth)
-               for i, e in enumerate(cfg["backbone"])]
+    entries = [
+        _entry(e, f"{origin}:{lines.entry(i)}: backbone[{i}]", width, depth)
+        for i, e in enumerate(cfg["backbone"])
+    ]
     linears = [e for e in entries if e.name == "Linear"]
     if linears and num_classes is not None:
         linears[-1].values["c"] = num_classes

@@ -22,8 +22,13 @@ from .report import write_report
 from .setup import start
 
 
-def train(cfg: TrainConfig | dict | None, output_dir: str | Path | None = None,
-          resume: bool = False, callbacks: list[Callback] = (), progress: bool = True) -> dict:
+def train(
+    cfg: TrainConfig | dict | None,
+    output_dir: str | Path | None = None,
+    resume: bool = False,
+    callbacks: list[Callback] = (),
+    progress: bool = True,
+) -> dict:
     """Train (or resume) one run; returns the metrics written to ``metrics.json``.
 
     ``output_dir`` None -> a fresh ``outputs/<run-id>-train``; a new run needs an empty or
@@ -39,6 +44,21 @@ def train(cfg: TrainConfig | dict | None, output_dir: str | Path | None = None,
     return write_report(run)
 
 
-__all__ = ["train", "TrainConfig", "Callback", "Distill", "StartFrom", "StopAfter",
-           "LiveCurves", "Run", "fit_epoch", "validate", "FocalLoss", "kd_loss",
-           "class_weights", "make_loss", "write_report", "start"]
+__all__ = [
+    "train",
+    "TrainConfig",
+    "Callback",
+    "Distill",
+    "StartFrom",
+    "StopAfter",
+    "LiveCurves",
+    "Run",
+    "fit_epoch",
+    "validate",
+    "FocalLoss",
+    "kd_loss",
+    "class_weights",
+    "make_loss",
+    "write_report",
+    "start",
+]

@@ -32,8 +32,14 @@ class Callback:
     def on_train_start(self, run: Run) -> None:
         pass
 
-    def loss(self, run: Run, x: torch.Tensor, logits: torch.Tensor, target: torch.Tensor,
-             loss: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self,
+        run: Run,
+        x: torch.Tensor,
+        logits: torch.Tensor,
+        target: torch.Tensor,
+        loss: torch.Tensor,
+    ) -> torch.Tensor:
         return loss
 
     def on_epoch_end(self, run: Run, record: dict) -> None:
@@ -102,6 +108,7 @@ class LiveCurves(Callback):
         import pandas as pd
 
         from ..plots import plot_history
+
         fig = plot_history(pd.DataFrame(run.history))
         if self.handle is None:
             self.handle = display(fig, display_id=True)

@@ -26,49 +26,49 @@ class TrainConfig:
     epochs (SGD with Nesterov momentum, OneCycle, RandAugment n=2, cutout, batch 64)."""
 
     # --- data
-    data: str = "default"            # "default" (synthetic) | competition folder | image folder
-    image_size: int = 156            # square input side; MACs grow with its square
-    val_fraction: float = 0.2        # of all images (image folders; the competition has val/)
-    test_fraction: float = 0.0       # of all images, held back from training AND selection
-    split_seed: int = 0              # which images go where (kept apart from the training seed)
+    data: str = "default"  # "default" (synthetic) | competition folder | image folder
+    image_size: int = 156  # square input side; MACs grow with its square
+    val_fraction: float = 0.2  # of all images (image folders; the competition has val/)
+    test_fraction: float = 0.0  # of all images, held back from training AND selection
+    split_seed: int = 0  # which images go where (kept apart from the training seed)
     classes: list[str] | None = None  # fix the class list/order (default: folder names)
     # --- model
-    model: str = "mbv3_reduced"      # family spec, shipped config name, or YAML path
-    init_from: str | None = None     # start from this checkpoint's network and weights
+    model: str = "mbv3_reduced"  # family spec, shipped config name, or YAML path
+    init_from: str | None = None  # start from this checkpoint's network and weights
     # --- optimisation: SGD + OneCycleLR
     epochs: int = 30
     batch_size: int = 64
-    lr: float = 0.1                  # OneCycle's peak learning rate
+    lr: float = 0.1  # OneCycle's peak learning rate
     momentum: float | list[float] = (0.85, 0.95)  # [low, high]: OneCycle cycles it inversely
     #                                  to the lr; one number: held constant
-    weight_decay: float = 4e-5       # on weights only, never on biases / BN
+    weight_decay: float = 4e-5  # on weights only, never on biases / BN
     # --- augmentation
-    randaugment_n: int = 2           # RandAugment: ops per image (0: off)
-    randaugment_m: int = 9           # RandAugment: magnitude, 0..30 on torchvision's scale
-    cutout: float = 0.25             # side of the cutout square, fraction of the image (0: off)
-    crop_scale: float = 0.0          # random-resized-crop: smallest area kept (0: off)
-    mixup: float = 0.0               # mixup's Beta(alpha, alpha) (0: off)
-    cutmix: float = 0.0              # CutMix's Beta(alpha, alpha) (0: off)
+    randaugment_n: int = 2  # RandAugment: ops per image (0: off)
+    randaugment_m: int = 9  # RandAugment: magnitude, 0..30 on torchvision's scale
+    cutout: float = 0.25  # side of the cutout square, fraction of the image (0: off)
+    crop_scale: float = 0.0  # random-resized-crop: smallest area kept (0: off)
+    mixup: float = 0.0  # mixup's Beta(alpha, alpha) (0: off)
+    cutmix: float = 0.0  # CutMix's Beta(alpha, alpha) (0: off)
     # --- loss
-    loss: str = "label_smoothing"    # ce | label_smoothing | class_weights | focal | arcface
-    label_smoothing: float = 0.1     # a regulariser: target 1-eps on the true class
-    focal_gamma: float = 2.0         # focal loss: down-weights easy images by (1-p)^gamma
+    loss: str = "label_smoothing"  # ce | label_smoothing | class_weights | focal | arcface
+    label_smoothing: float = 0.1  # a regulariser: target 1-eps on the true class
+    focal_gamma: float = 2.0  # focal loss: down-weights easy images by (1-p)^gamma
     # --- extras
-    ema: float = 0.0                 # exponential moving average of the weights (0: off)
-    teacher: str | None = None       # checkpoint to distil from (knowledge distillation)
+    ema: float = 0.0  # exponential moving average of the weights (0: off)
+    teacher: str | None = None  # checkpoint to distil from (knowledge distillation)
     kd_temperature: float = 4.0
-    kd_alpha: float = 0.7            # weight of the teacher's soft targets
+    kd_alpha: float = 0.7  # weight of the teacher's soft targets
     # --- machine
     seed: int = 42
-    amp: str = "auto"                # mixed precision on CUDA: auto (bf16 if supported) |
+    amp: str = "auto"  # mixed precision on CUDA: auto (bf16 if supported) |
     #                                  fp16 (with a gradient scaler) | bf16 | off; CPU: off
-    channels_last: bool = False      # NHWC memory format (often faster on GPUs)
-    deterministic: bool = False      # GPU: deterministic kernels (CPU runs always are)
-    augment_on: str = "auto"         # workers (CPU processes) | device (whole batches on the
+    channels_last: bool = False  # NHWC memory format (often faster on GPUs)
+    deterministic: bool = False  # GPU: deterministic kernels (CPU runs always are)
+    augment_on: str = "auto"  # workers (CPU processes) | device (whole batches on the
     #                                  GPU, cache held there) | auto (device on CUDA)
-    sync_bn: bool = False            # torchrun: SyncBatchNorm across processes
+    sync_bn: bool = False  # torchrun: SyncBatchNorm across processes
     device: str = "auto"
-    workers: int | None = None       # loader processes (default: one per core, at most 4)
+    workers: int | None = None  # loader processes (default: one per core, at most 4)
 
     def __post_init__(self) -> None:
         for name in ("data", "model", "init_from", "teacher"):  # a Path is as good as a str
@@ -102,18 +102,25 @@ class TrainConfig:
         for name, (kind, ok, expected) in RULES.items():
             value = getattr(self, name)
             if not (_is(value, kind) and ok(value)):
-                raise ValueError(f"training parameter {name}={value!r} is invalid: expected "
-                                 f"{expected}")
+                raise ValueError(
+                    f"training parameter {name}={value!r} is invalid: expected {expected}"
+                )
         if self.loss == "arcface" and (self.mixup or self.cutmix):
-            raise ValueError("training parameter loss='arcface' cannot be combined with mixup/"
-                             "cutmix (the margin needs one true class per image)")
+            raise ValueError(
+                "training parameter loss='arcface' cannot be combined with mixup/"
+                "cutmix (the margin needs one true class per image)"
+            )
         if self.loss == "arcface" and not self.model.startswith("arcface:"):
-            raise ValueError(f"training parameter loss='arcface' needs an ArcFace model "
-                             f"('arcface:{self.model}'), got model={self.model!r}: the loss "
-                             "reads the network's outputs as scaled cosines")
+            raise ValueError(
+                f"training parameter loss='arcface' needs an ArcFace model "
+                f"('arcface:{self.model}'), got model={self.model!r}: the loss "
+                "reads the network's outputs as scaled cosines"
+            )
         if self.val_fraction + self.test_fraction >= 1:
-            raise ValueError(f"training parameters val_fraction + test_fraction = "
-                             f"{self.val_fraction + self.test_fraction} must stay below 1")
+            raise ValueError(
+                f"training parameters val_fraction + test_fraction = "
+                f"{self.val_fraction + self.test_fraction} must stay below 1"
+            )
 
     @property
     def momentum_range(self) -> tuple[float, float] | None:
@@ -141,7 +148,8 @@ def _is(value: Any, kind) -> bool:
 
 def _pair(v) -> bool:
     return not isinstance(v, (list, tuple)) or (
-        len(v) == 2 and all(_is(x, float) for x in v) and 0 <= v[0] <= v[1] < 1)
+        len(v) == 2 and all(_is(x, float) for x in v) and 0 <= v[0] <= v[1] < 1
+    )
 
 
 def _unit(v) -> bool:
@@ -155,16 +163,21 @@ RULES: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
     "val_fraction": (float, lambda v: 0 < v < 1, "a fraction between 0 and 1"),
     "test_fraction": (float, _unit, "a fraction in [0, 1)"),
     "split_seed": (int, lambda v: True, "an integer"),
-    "classes": ((list, None), lambda v: v is None or all(isinstance(c, str) for c in v),
-                "a list of class names or None"),
+    "classes": (
+        (list, None),
+        lambda v: v is None or all(isinstance(c, str) for c in v),
+        "a list of class names or None",
+    ),
     "model": (str, bool, "a model spec, shipped config name or YAML path"),
     "init_from": ((str, None), lambda v: True, "a checkpoint path or None"),
     "epochs": (int, lambda v: v >= 1, "an integer >= 1"),
     "batch_size": (int, lambda v: v >= 1, "an integer >= 1"),
     "lr": (float, lambda v: v > 0, "a positive number"),
-    "momentum": ((float, list), lambda v: _pair(v) and (isinstance(v, (list, tuple)) or
-                                                       0 <= v < 1),
-                 "a number in [0, 1) or a pair [low, high] with 0 <= low <= high < 1"),
+    "momentum": (
+        (float, list),
+        lambda v: _pair(v) and (isinstance(v, (list, tuple)) or 0 <= v < 1),
+        "a number in [0, 1) or a pair [low, high] with 0 <= low <= high < 1",
+    ),
     "weight_decay": (float, lambda v: v >= 0, "a number >= 0"),
     "randaugment_n": (int, lambda v: v >= 0, "an integer >= 0"),
     "randaugment_m": (int, lambda v: 0 <= v <= 30, "an integer in 0..30"),
@@ -180,12 +193,18 @@ RULES: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
     "kd_temperature": (float, lambda v: v > 0, "a positive number"),
     "kd_alpha": (float, lambda v: 0 <= v <= 1, "a number in [0, 1]"),
     "seed": (int, lambda v: True, "an integer"),
-    "amp": ((str, bool), lambda v: isinstance(v, bool) or v in AMP_MODES,
-            f"one of {list(AMP_MODES)}"),
+    "amp": (
+        (str, bool),
+        lambda v: isinstance(v, bool) or v in AMP_MODES,
+        f"one of {list(AMP_MODES)}",
+    ),
     "channels_last": (bool, lambda v: True, "True or False"),
     "deterministic": (bool, lambda v: True, "True or False"),
-    "augment_on": (str, lambda v: v in ("auto", "workers", "device"),
-                   "one of ['auto', 'workers', 'device']"),
+    "augment_on": (
+        str,
+        lambda v: v in ("auto", "workers", "device"),
+        "one of ['auto', 'workers', 'device']",
+    ),
     "sync_bn": (bool, lambda v: True, "True or False"),
     "device": (str, bool, "'auto', 'cpu', 'cuda' or 'cuda:N'"),
     "workers": ((int, None), lambda v: v is None or v >= 0, "an integer >= 0 or None"),

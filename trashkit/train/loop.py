@@ -41,13 +41,13 @@ class Run:
     out: Path
     data: DataSplit
     device: torch.device
-    net: nn.Module                  # the network being trained (unwrapped)
-    model: nn.Module                # what the loop calls: ``net``, or ``net`` inside DDP
+    net: nn.Module  # the network being trained (unwrapped)
+    model: nn.Module  # what the loop calls: ``net``, or ``net`` inside DDP
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.OneCycleLR
     scaler: torch.amp.GradScaler
     criterion: nn.Module
-    batches: object                 # training batches (``set_epoch`` each epoch)
+    batches: object  # training batches (``set_epoch`` each epoch)
     val_batches: object
     mix: MixBatch
     dist: Dist = field(default_factory=Dist)
@@ -56,10 +56,10 @@ class Run:
     callbacks: list = field(default_factory=list)  # trashkit.train.callbacks.Callback
     architecture: list | None = None  # layer shapes when ``net`` is not ``cfg.model``'s
     history: list[dict] = field(default_factory=list)
-    epoch: int = 0                  # the next epoch to train (0-based)
+    epoch: int = 0  # the next epoch to train (0-based)
     best_f1: float = -1.0
-    wall: float = 0.0               # training seconds, summed over interruptions
-    stop: str | None = None         # set by a callback to end the run early
+    wall: float = 0.0  # training seconds, summed over interruptions
+    stop: str | None = None  # set by a callback to end the run early
     progress: bool = True
     notes: list[str] = field(default_factory=list)
 
@@ -80,21 +80,29 @@ def fit_epoch(run: Run, epoch: int) -> dict:
     run.batches.set_epoch(epoch)
     run.model.train()
     total, seen = torch.zeros((), device=run.device), 0
-    for x, y in tqdm(run.batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                     disable=not (run.progress and run.rank == 0)):
+    for x, y in tqdm(
+        run.batches,
+        desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        leave=False,
+        disable=not (run.progress and run.rank == 0),
+    ):
         x, y = to_device(run, x, y)
-        x, target = run.mix(x, y)              # mixup / CutMix: soft targets (or unchanged)
-        with torch.autocast(run.device.type, dtype=run.amp_dtype,
-                            enabled=run.amp_dtype is not None):
+        x, target = run.mix(x, y)  # mixup / CutMix: soft targets (or unchanged)
+        with torch.autocast(
+            run.device.type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None
+        ):
             logits = run.model(x)
             loss = run.criterion(logits, target)
-            for cb in run.callbacks:           # e.g. distillation adds the teacher's term
+            for cb in run.callbacks:  # e.g. distillation adds the teacher's term
                 loss = cb.loss(run, x, logits, target, loss)
         step(run, loss)
         total += loss.detach().float() * len(y)
         seen += len(y)
-    return {"epoch": epoch + 1, "train_loss": float(total) / max(1, seen),
-            "lr": run.optimizer.param_groups[0]["lr"]}
+    return {
+        "epoch": epoch + 1,
+        "train_loss": float(total) / max(1, seen),
+        "lr": run.optimizer.param_groups[0]["lr"],
+    }
 
 
 def to_device(run: Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,7 +116,7 @@ def to_device(run: Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor,
 def step(run: Run, loss: torch.Tensor) -> None:
     """Backward pass, optimiser and scheduler step, moving average."""
     run.optimizer.zero_grad(set_to_none=True)
-    run.scaler.scale(loss).backward()          # the scaler is a no-op unless fp16
+    run.scaler.scale(loss).backward()  # the scaler is a no-op unless fp16
     run.scaler.step(run.optimizer)
     run.scaler.update()
     if run.scheduler.last_epoch < run.scheduler.total_steps - 1:  # OneCycle ends exactly here
@@ -120,27 +128,43 @@ def step(run: Run, loss: torch.Tensor) -> None:
 def validate(run: Run) -> dict:
     """Macro-F1, accuracy and loss of the current (or averaged) weights on validation."""
     p = predict(run.eval_net, run.val_batches, run.device, run.cfg.channels_last)
-    return {"val_loss": p.loss, "val_macro_f1": macro_f1(p.true, p.pred, len(run.data.classes)),
-            "val_acc": float((p.pred == p.true).mean()) if len(p.true) else 0.0}
+    return {
+        "val_loss": p.loss,
+        "val_macro_f1": macro_f1(p.true, p.pred, len(run.data.classes)),
+        "val_acc": float((p.pred == p.true).mean()) if len(p.true) else 0.0,
+    }
 
 
 def checkpoint_of(run: Run, epoch: int, f1: float, with_state: bool = False) -> Checkpoint:
     """The checkpoint record of the current weights; ``with_state`` adds what resumes."""
-    ckpt = Checkpoint(model=run.eval_net.state_dict(), classes=run.data.classes,
-                      config=run.cfg.to_dict(), image_size=run.cfg.image_size, epoch=epoch,
-                      val_macro_f1=f1, architecture=run.architecture)
+    ckpt = Checkpoint(
+        model=run.eval_net.state_dict(),
+        classes=run.data.classes,
+        config=run.cfg.to_dict(),
+        image_size=run.cfg.image_size,
+        epoch=epoch,
+        val_macro_f1=f1,
+        architecture=run.architecture,
+    )
     if with_state:
-        ckpt.state = {"net": run.net.state_dict(), "optimizer": run.optimizer.state_dict(),
-                      "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
-                      "ema": run.ema.state_dict() if run.ema is not None else None,
-                      "best_f1": run.best_f1, "history": run.history, "wall": run.wall}
+        ckpt.state = {
+            "net": run.net.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(),
+            "scaler": run.scaler.state_dict(),
+            "ema": run.ema.state_dict() if run.ema is not None else None,
+            "best_f1": run.best_f1,
+            "history": run.history,
+            "wall": run.wall,
+        }
     return ckpt
 
 
 def end_epoch(run: Run, epoch: int, record: dict) -> None:
     """Keep the epoch: history, ``best.pt`` (by validation macro-F1), ``last.pt``, callbacks."""
-    record = {k: record[k] for k in ("epoch", "train_loss", "val_loss", "val_macro_f1",
-                                     "val_acc", "lr")} | {"seconds": run.wall}
+    record = {
+        k: record[k] for k in ("epoch", "train_loss", "val_loss", "val_macro_f1", "val_acc", "lr")
+    } | {"seconds": run.wall}
     run.history.append(record)
     f1 = record["val_macro_f1"]
     improved = f1 > run.best_f1
@@ -151,9 +175,12 @@ def end_epoch(run: Run, epoch: int, record: dict) -> None:
         save_checkpoint(run.out / "last.pt", checkpoint_of(run, epoch, f1, with_state=True))
         write_csv(run.out / "history.csv", pd.DataFrame(run.history), index=False)
         if run.progress:
-            print(f"epoch {epoch + 1:3d}/{run.cfg.epochs}  train loss {record['train_loss']:.4f}"
-                  f"  val loss {record['val_loss']:.4f}  val macro-F1 {f1:.4f}  "
-                  f"({run.wall:.0f}s)", flush=True)
+            print(
+                f"epoch {epoch + 1:3d}/{run.cfg.epochs}  train loss {record['train_loss']:.4f}"
+                f"  val loss {record['val_loss']:.4f}  val macro-F1 {f1:.4f}  "
+                f"({run.wall:.0f}s)",
+                flush=True,
+            )
     run.epoch = epoch + 1
     for cb in run.callbacks:
         cb.on_epoch_end(run, record)

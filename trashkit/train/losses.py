@@ -35,16 +35,24 @@ class FocalLoss(nn.Module):
         return -(w * target * (1 - logp.exp()) ** self.gamma * logp).sum(1).mean()
 
 
-def kd_loss(student: torch.Tensor, teacher: torch.Tensor, hard_loss: torch.Tensor,
-            temperature: float = 4.0, alpha: float = 0.7) -> torch.Tensor:
+def kd_loss(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    hard_loss: torch.Tensor,
+    temperature: float = 4.0,
+    alpha: float = 0.7,
+) -> torch.Tensor:
     """Hinton et al. (2015): ``alpha * T^2 * KL(p_teacher^T || p_student^T) + (1-alpha) * hard``.
 
     The T^2 factor keeps the soft term's gradients on the scale of the hard loss's.
     """
     t = temperature
-    soft = F.kl_div(F.log_softmax(student.float() / t, dim=1),
-                    F.log_softmax(teacher.float() / t, dim=1), reduction="batchmean",
-                    log_target=True)
+    soft = F.kl_div(
+        F.log_softmax(student.float() / t, dim=1),
+        F.log_softmax(teacher.float() / t, dim=1),
+        reduction="batchmean",
+        log_target=True,
+    )
     return alpha * t * t * soft + (1 - alpha) * hard_loss
 
 
@@ -56,8 +64,13 @@ def class_weights(labels: np.ndarray, n: int) -> torch.Tensor:
     return torch.tensor(w, dtype=torch.float32)
 
 
-def make_loss(name: str, train_labels: np.ndarray, n: int, label_smoothing: float = 0.1,
-              focal_gamma: float = 2.0) -> nn.Module:
+def make_loss(
+    name: str,
+    train_labels: np.ndarray,
+    n: int,
+    label_smoothing: float = 0.1,
+    focal_gamma: float = 2.0,
+) -> nn.Module:
     """The criterion a config names (see :data:`trashkit.train.config.LOSSES`)."""
     if name == "ce":
         return nn.CrossEntropyLoss()
@@ -67,6 +80,7 @@ def make_loss(name: str, train_labels: np.ndarray, n: int, label_smoothing: floa
         return nn.CrossEntropyLoss(weight=class_weights(train_labels, n))
     if name == "arcface":
         from ..models.arcface import ArcFaceLoss
+
         return ArcFaceLoss(num_classes=n)  # the scale build_model gives an n-class head
     if name == "focal":
         return FocalLoss(focal_gamma)

@@ -22,33 +22,46 @@ def write_report(run: Run) -> dict:
     if not run.dist.main:
         return {"rank": run.rank, "run_dir": str(run.out)}
     best = load_checkpoint(run.out / "best.pt")
-    p = predict(best.build_model(run.device), run.val_batches, run.device,
-                run.cfg.channels_last)
+    p = predict(best.build_model(run.device), run.val_batches, run.device, run.cfg.channels_last)
     report = f1_report(p.true, p.pred, run.data.classes)
     cpu_net = best.build_model("cpu")
     metrics = {
-        "val_macro_f1": report["macro_f1"], "val_acc": report["accuracy"],
+        "val_macro_f1": report["macro_f1"],
+        "val_acc": report["accuracy"],
         "best_epoch": int(best.epoch) + 1,
         "last_val_macro_f1": run.history[-1]["val_macro_f1"] if run.history else None,
         "val_classes": report["covered_classes"],
         "val_per_class_f1": {c: r["f1-score"] for c, r in report["per_class"].items()},
         "macs": official_macs(cpu_net, run.cfg.image_size),
         "params": sum(t.numel() for t in cpu_net.parameters()),
-        "input_size": run.cfg.image_size, "epochs": run.cfg.epochs, "wall_seconds": run.wall,
+        "input_size": run.cfg.image_size,
+        "epochs": run.cfg.epochs,
+        "wall_seconds": run.wall,
         "device": torch.cuda.get_device_name(run.device) if run.device.type == "cuda" else "cpu",
-        "world_size": run.dist.world, "amp": str(run.amp_dtype).replace("torch.", "")
-        if run.amp_dtype else "off", "torch": torch.__version__, "model": run.cfg.model,
-        "data": run.data.source, "classes": run.data.classes, **run.data.summary(),
-        "test_fraction": run.cfg.test_fraction, "split_seed": run.cfg.split_seed,
-        "skipped_files": [str(s[0]) for s in run.data.skipped], "notes": run.notes,
+        "world_size": run.dist.world,
+        "amp": str(run.amp_dtype).replace("torch.", "") if run.amp_dtype else "off",
+        "torch": torch.__version__,
+        "model": run.cfg.model,
+        "data": run.data.source,
+        "classes": run.data.classes,
+        **run.data.summary(),
+        "test_fraction": run.cfg.test_fraction,
+        "split_seed": run.cfg.split_seed,
+        "skipped_files": [str(s[0]) for s in run.data.skipped],
+        "notes": run.notes,
         "run_dir": str(run.out),
     }
     write_json(run.out / "metrics.json", metrics)
     cm = report["confusion"]
-    write_csv(run.out / "confusion.csv",
-              pd.DataFrame(cm, index=run.data.classes, columns=run.data.classes))
+    write_csv(
+        run.out / "confusion.csv",
+        pd.DataFrame(cm, index=run.data.classes, columns=run.data.classes),
+    )
     import matplotlib.pyplot as plt
-    for fig in (plot_history(pd.DataFrame(run.history), run.out / "curves.png"),
-                plot_confusion(cm, run.data.classes, run.out / "confusion.png")):
+
+    for fig in (
+        plot_history(pd.DataFrame(run.history), run.out / "curves.png"),
+        plot_confusion(cm, run.data.classes, run.out / "confusion.png"),
+    ):
         plt.close(fig)
     return metrics

@@ -33,43 +33,55 @@ def _compare(saved: TrainConfig, given: TrainConfig | dict | None, out: Path) ->
     if given is None:
         return
     mine = saved.to_dict()
-    theirs = given.to_dict() if isinstance(given, TrainConfig) else \
-        TrainConfig.from_dict({**mine, **given}).to_dict()
+    theirs = (
+        given.to_dict()
+        if isinstance(given, TrainConfig)
+        else TrainConfig.from_dict({**mine, **given}).to_dict()
+    )
     keys = mine if isinstance(given, TrainConfig) else given
     diff = {k: (mine[k], theirs[k]) for k in keys if mine[k] != theirs[k]}
     if diff:
-        raise ValueError(f"resume: config differs from the run's config.json ({out}): "
-                         f"{{name: (saved, given)}} = {diff}")
+        raise ValueError(
+            f"resume: config differs from the run's config.json ({out}): "
+            f"{{name: (saved, given)}} = {diff}"
+        )
 
 
 def _open_new(cfg: TrainConfig, output_dir: str | Path | None) -> Path:
     out = new_run_dir("train") if output_dir is None else Path(output_dir)
     if not is_empty_dir(out):
         if (out / "config.json").exists() and not (out / "last.pt").exists():
-            raise FileExistsError(f"{out} already holds a training run that never finished an "
-                                  "epoch; pass resume=True to start it again with its saved "
-                                  "config, or choose a new output_dir")
+            raise FileExistsError(
+                f"{out} already holds a training run that never finished an "
+                "epoch; pass resume=True to start it again with its saved "
+                "config, or choose a new output_dir"
+            )
         if (out / "config.json").exists():
-            raise FileExistsError(f"{out} already holds a training run; pass resume=True to "
-                                  "continue it, or choose a new output_dir")
+            raise FileExistsError(
+                f"{out} already holds a training run; pass resume=True to "
+                "continue it, or choose a new output_dir"
+            )
         held = sorted(p.name for p in out.iterdir())[:5]
-        raise FileExistsError(f"{out} already holds files ({held}); a new run needs an empty "
-                              "or new output_dir")
+        raise FileExistsError(
+            f"{out} already holds files ({held}); a new run needs an empty or new output_dir"
+        )
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", cfg.to_dict())
     return out
 
 
-def open_run_dir(cfg: TrainConfig | dict | None, output_dir: str | Path | None, resume: bool,
-                 d: Dist) -> tuple[TrainConfig, Path]:
+def open_run_dir(
+    cfg: TrainConfig | dict | None, output_dir: str | Path | None, resume: bool, d: Dist
+) -> tuple[TrainConfig, Path]:
     """The run's config and folder, by the rules in the module docstring."""
     if d.world > 1 and output_dir is None:
         raise ValueError("a distributed run needs an explicit output_dir (shared by all ranks)")
     if resume:
         out = Path(output_dir) if output_dir is not None else None
         if out is None or not (out / "config.json").is_file():
-            raise FileNotFoundError(f"resume=True needs an output_dir holding a run's "
-                                    f"config.json (got {output_dir})")
+            raise FileNotFoundError(
+                f"resume=True needs an output_dir holding a run's config.json (got {output_dir})"
+            )
         saved = TrainConfig.load(out / "config.json")
         _compare(saved, cfg, out)
         return saved, out
@@ -111,8 +123,9 @@ def make_deterministic(cfg: TrainConfig, device: torch.device) -> None:
     torch.backends.cudnn.benchmark = not cfg.deterministic
 
 
-def build_network(cfg: TrainConfig, classes: list[str],
-                  callbacks: list[Callback]) -> tuple[nn.Module, list | None]:
+def build_network(
+    cfg: TrainConfig, classes: list[str], callbacks: list[Callback]
+) -> tuple[nn.Module, list | None]:
     """``(network, architecture)``: a callback's prebuilt network, ``init_from``'s, or
     ``cfg.model`` built fresh; ``architecture`` stores the shapes of a prebuilt one."""
     for cb in callbacks:
@@ -122,8 +135,10 @@ def build_network(cfg: TrainConfig, classes: list[str],
     if cfg.init_from:
         start = load_checkpoint(cfg.init_from)
         if list(start.classes) != list(classes):
-            raise ValueError(f"init_from {cfg.init_from} was trained on classes "
-                             f"{start.classes}, but the data has {classes}")
+            raise ValueError(
+                f"init_from {cfg.init_from} was trained on classes "
+                f"{start.classes}, but the data has {classes}"
+            )
         return start.build_model(), start.architecture
     return build_model(cfg.model, len(classes)), None
 
@@ -135,12 +150,23 @@ def build_optimizer(cfg: TrainConfig, net: nn.Module, steps: int):
     no_decay = [p for p in net.parameters() if p.ndim <= 1]
     rng = cfg.momentum_range
     mom = rng[1] if rng else float(cfg.momentum)
-    opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
-                           {"params": no_decay, "weight_decay": 0.0}],
-                          lr=cfg.lr, momentum=mom, nesterov=mom > 0)
+    opt = torch.optim.SGD(
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+        momentum=mom,
+        nesterov=mom > 0,
+    )
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps, cycle_momentum=rng is not None,
-        base_momentum=rng[0] if rng else mom, max_momentum=mom)
+        opt,
+        max_lr=cfg.lr,
+        total_steps=cfg.epochs * steps,
+        cycle_momentum=rng is not None,
+        base_momentum=rng[0] if rng else mom,
+        max_momentum=mom,
+    )
     return opt, sched
 
 
@@ -153,12 +179,24 @@ def make_batches(cfg: TrainConfig, data, device: torch.device, d: Dist, notes: l
     if where == "device" and device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         if data.cache.images.nbytes > 0.5 * free:
-            notes.append(f"the {data.cache.images.nbytes / 2**30:.1f} GiB cache does not fit "
-                         "half the free GPU memory: augmenting in CPU workers instead")
+            notes.append(
+                f"the {data.cache.images.nbytes / 2**30:.1f} GiB cache does not fit "
+                "half the free GPU memory: augmenting in CPU workers instead"
+            )
             where = "workers"
     augment = BatchAugment((cfg.randaugment_n, cfg.randaugment_m), cfg.crop_scale, cfg.cutout)
-    return make_train_loader(data.cache, data.train_idx, cfg.batch_size, cfg.seed, augment,
-                             cfg.workers, where, device, d.rank, d.world)
+    return make_train_loader(
+        data.cache,
+        data.train_idx,
+        cfg.batch_size,
+        cfg.seed,
+        augment,
+        cfg.workers,
+        where,
+        device,
+        d.rank,
+        d.world,
+    )
 
 
 def seed_everything(seed: int) -> None:
@@ -183,18 +221,31 @@ def restore(run: Run, path: Path) -> None:
     run.epoch = ckpt.epoch + 1
 
 
-def start(cfg: TrainConfig | dict | None, output_dir, resume: bool,
-          callbacks: list[Callback], progress: bool) -> Run:
+def start(
+    cfg: TrainConfig | dict | None,
+    output_dir,
+    resume: bool,
+    callbacks: list[Callback],
+    progress: bool,
+) -> Run:
     """A :class:`Run` ready for its next epoch (restored from ``last.pt`` when resuming)."""
-    d = setup_distributed(cfg.get("device", "auto") if isinstance(cfg, dict) else
-                          getattr(cfg, "device", "auto"))
+    d = setup_distributed(
+        cfg.get("device", "auto") if isinstance(cfg, dict) else getattr(cfg, "device", "auto")
+    )
     cfg, out = open_run_dir(cfg, output_dir, resume, d)
     device = pick_device(cfg.device, d)
     make_deterministic(cfg, device)
     if not d.main:
         barrier(d)  # rank 0 builds the image cache first; the others then read it
-    data = prepare_split(cfg.data, cfg.image_size, cfg.val_fraction, cfg.test_fraction,
-                         cfg.split_seed, cfg.classes, progress and d.main)
+    data = prepare_split(
+        cfg.data,
+        cfg.image_size,
+        cfg.val_fraction,
+        cfg.test_fraction,
+        cfg.split_seed,
+        cfg.classes,
+        progress and d.main,
+    )
     if d.main:
         barrier(d)
     seed_everything(cfg.seed)
@@ -208,13 +259,14 @@ def start(cfg: TrainConfig | dict | None, output_dir, resume: bool,
     if cfg.teacher:  # after the student, so a teacher never changes the student's init
         teacher = load_checkpoint(cfg.teacher)
         if list(teacher.classes) != list(data.classes):
-            raise ValueError(f"teacher {cfg.teacher} was trained on classes "
-                             f"{teacher.classes}, but the data has {data.classes}")
+            raise ValueError(
+                f"teacher {cfg.teacher} was trained on classes "
+                f"{teacher.classes}, but the data has {data.classes}"
+            )
         callbacks.append(Distill(teacher.build_model(), cfg.kd_temperature, cfg.kd_alpha))
     run = assemble(cfg, out, data, device, d, net, arch, callbacks, progress)
     if resume and not last.is_file():
-        run.notes.append("no epoch had finished: started again from epoch 1 with the saved "
-                         "config")
+        run.notes.append("no epoch had finished: started again from epoch 1 with the saved config")
     return run
 
 
@@ -230,13 +282,33 @@ def assemble(cfg, out, data, device, d, net, arch, callbacks, progress) -> Run:
     batches = make_batches(cfg, data, device, d, notes)
     optimizer, scheduler = build_optimizer(cfg, net, max(1, len(batches)))
     dtype = amp_dtype(cfg, device)
-    run = Run(cfg, out, data, device, net, model, optimizer, scheduler,
-              torch.amp.GradScaler("cuda", enabled=dtype == torch.float16),
-              make_loss(cfg.loss, data.cache.labels[data.train_idx], len(data.classes),
-                        cfg.label_smoothing, cfg.focal_gamma).to(device),
-              batches, make_eval_loader(data.cache, data.val_idx),
-              MixBatch(len(data.classes), cfg.mixup, cfg.cutmix), d, dtype,
-              callbacks=callbacks, architecture=arch, progress=progress, notes=notes)
+    run = Run(
+        cfg,
+        out,
+        data,
+        device,
+        net,
+        model,
+        optimizer,
+        scheduler,
+        torch.amp.GradScaler("cuda", enabled=dtype == torch.float16),
+        make_loss(
+            cfg.loss,
+            data.cache.labels[data.train_idx],
+            len(data.classes),
+            cfg.label_smoothing,
+            cfg.focal_gamma,
+        ).to(device),
+        batches,
+        make_eval_loader(data.cache, data.val_idx),
+        MixBatch(len(data.classes), cfg.mixup, cfg.cutmix),
+        d,
+        dtype,
+        callbacks=callbacks,
+        architecture=arch,
+        progress=progress,
+        notes=notes,
+    )
     if cfg.ema > 0:
         ema_fn = torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema)
         run.ema = torch.optim.swa_utils.AveragedModel(net, multi_avg_fn=ema_fn, use_buffers=True)
