@@ -95,12 +95,22 @@ def main() -> None:
         help="with --resume: train only these split seeds (one process per seed "
         "uses both cores better on a busy machine)",
     )
+    ap.add_argument(
+        "--only-rows",
+        nargs="+",
+        default=None,
+        choices=list(ROWS),
+        metavar="ROW",
+        help="with --resume: train only these rows (the rest wait for a later --resume)",
+    )
     args = ap.parse_args()
     if args.resume:
         root = Path(args.resume)
         spec = json.loads((root / "benchmark.json").read_text())
         if args.only_seeds:
             spec["seeds"] = args.only_seeds
+        if args.only_rows:
+            spec["rows"] = args.only_rows
     else:
         root = new_run_dir("ablation")
         spec = {"rows": args.rows, "data": str(Path(args.data).resolve()), "seeds": args.seeds}
