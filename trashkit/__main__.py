@@ -49,6 +49,7 @@ DEMO_PARAMS = {
     "05_score": {"latency_runs": 30},
     "06_automl": {"n_trials": 6, "epochs": 1},
     "07_compress": {"train_epochs": 3, "finetune_epochs": 1, "latency_runs": 30},
+    "08_metric_learning": {"epochs": 5},  # three trainings; 15 epochs took ~22 min here
 }
 
 
