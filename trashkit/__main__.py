@@ -41,7 +41,7 @@ def demo(run_name: str = "demo", kernel: str = "python3", params: dict | None = 
     return run
 
 
-#: the demo keeps every chapter under a few minutes on 2 CPU cores
+#: the demo's sizes: every chapter in minutes, not hours, on 2 CPU cores (README: measured times)
 DEMO_PARAMS = {
     "02_flops_macs": {"study_runs": 10},
     "03_shufflenetv2_guidelines": {"runs": 20},
