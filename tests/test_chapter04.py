@@ -264,8 +264,8 @@ def test_chapter_shape_and_required_text():
         "N / (C\\,n_c)",
         "(1 - p_y)^\\gamma",
         "synthetic",
-        "0.716",
-        "0.735",
+        "0.836 ± 0.020",
+        "0.722 ± 0.006",
     ):
         assert must in flat, must
     text = md + "\n".join(c.source for c in nb.cells if c.cell_type == "code")
