@@ -47,9 +47,15 @@ def demo(run_name: str = "demo", kernel: str = "python3", params: dict | None = 
 DEMO_PARAMS = {
     "02_flops_macs": {"quick": True},
     "03_shufflenetv2_guidelines": {"quick": True},
-    "04_train": {"epochs": 3, "image_size": 64, "ablation_epochs": 1},
+    "04_train": {"epochs": 3, "image_size": 64, "ablation_epochs": 0},
     "05_score": {"latency_runs": 30},
-    "06_automl": {"n_trials": 4, "epochs": 1, "image_sizes": [64]},
+    "06_automl": {
+        "n_trials": 3,
+        "epochs": 1,
+        "image_sizes": [32],
+        "inline_trials": 1,
+        "space_samples": 20,
+    },
     "07_compress": {
         "train_epochs": 1,
         "finetune_epochs": 1,
