@@ -323,7 +323,9 @@ def leaderboard(root: str | Path, score: str = "score_macs") -> pd.DataFrame:
         row = rows.get(key, {"run": str(path.parent.relative_to(root))})
         row.update(
             model=s["model"],
-            data=s.get("data"),
+            # the training run's resolved data folder wins over the name it was given
+            # ("default"), so chapter 7 finds a scored chapter-4 run among runs on that data
+            data=row.get("data") or s.get("data"),
             f1=s["f1"],
             **{"f1 on": s.get("f1_source", "?")},
             macs=s["macs"],
