@@ -1,133 +1,31 @@
 """Chapter 2 (FLOPs and MACs): its exercise checks, its shape, its headless and student runs.
 
-The helpers at the top are shared with test_chapter03.py: the reference solutions are read
-from the chapter itself, so the tests follow the notebook a lecturer teaches from.
+The helpers live in chapters.py (shared by every chapter test): the reference solutions are
+read from the chapter itself, so the tests follow the notebook a lecturer teaches from.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from pathlib import Path
 
-import nbformat
 import pytest
-import torch
+from chapters import (
+    chapter,
+    check_structure,
+    execute,
+    exercises_in_turn,
+    printed,
+    solution,
+    stub,
+)
 from conftest import REPO
-from torch import nn
 
 from trashkit.exercises import ExerciseError, NotSolved, ch02
 
-BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
-STUB = 'raise NotImplementedError("Exercise not yet solved: write your answer here")'
-SOLUTION = re.compile(
-    r"^([ \t]*)### BEGIN SOLUTION\n.*?^[ \t]*### END SOLUTION[^\n]*$", re.DOTALL | re.MULTILINE
-)
 NAME = "02_flops_macs.ipynb"
 
 
-# --- helpers (also used by test_chapter03.py) ------------------------------------------------
-
-
-def chapter(name: str) -> nbformat.NotebookNode:
-    return nbformat.read(REPO / "notebooks" / name, as_version=4)
-
-
-def exercise_cells(nb: nbformat.NotebookNode) -> list[str]:
-    return [c.source for c in nb.cells if c.cell_type == "code" and BEGIN in c.source]
-
-
-def solution(name: str, chapter_file: str) -> dict:
-    """Execute the chapter's exercise cell that defines ``name``, without its check call, and
-    return the namespace: the tests use the chapter's own reference solution."""
-    for src in exercise_cells(chapter(chapter_file)):
-        if re.search(rf"^(def {name}\b|{name} = )", src, re.MULTILINE):
-            code = "\n".join(
-                line
-                for line in src.splitlines()
-                if not line.startswith(("ch02.", "ch03.", "print(", "assert "))
-            )
-            ns = {"math": math, "torch": torch, "nn": nn}
-            exec(compile(code, f"<{name}>", "exec"), ns)  # noqa: S102 - the chapter's own solution
-            return ns
-    raise LookupError(f"no exercise cell of {chapter_file} defines {name}")
-
-
-def student_copy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """What nbgrader's ClearSolutions does: every solution region becomes a raising stub."""
-    nb = nbformat.from_dict(nb)
-    for c in nb.cells:
-        if c.cell_type == "code" and BEGIN in c.source:
-            c.source = SOLUTION.sub(lambda m: m.group(1) + STUB, c.source)
-    return nb
-
-
-def execute(path: Path, out: Path, home: Path, **params) -> nbformat.NotebookNode:
-    """Run a notebook with papermill in a clean TRASHKIT_HOME; return the executed notebook."""
-    import papermill as pm
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TRASHKIT_HOME", str(home))
-        pm.execute_notebook(
-            str(path),
-            str(out),
-            parameters=params,
-            kernel_name="python3",
-            cwd=str(REPO / "notebooks"),
-            progress_bar=False,
-        )
-    return nbformat.read(out, as_version=4)
-
-
-def printed(nb: nbformat.NotebookNode) -> str:
-    """Everything the code cells printed or displayed as text."""
-    return "\n".join(
-        o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
-        for c in nb.cells
-        if c.cell_type == "code"
-        for o in c.get("outputs", [])
-    )
-
-
-def check_structure(nb: nbformat.NotebookNode, module: str) -> None:
-    """One parameters cell, check_parameters right after it, every exercise's check call
-    after its END marker, no stored outputs."""
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
-    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
-    assert len(tagged) == 1
-    after = next(c for c in nb.cells[tagged[0] + 1 :] if c.cell_type == "code").source
-    assert after.splitlines()[0] == "from trashkit.notebook import check_parameters"
-    assert after.splitlines()[1].startswith("given = check_parameters(globals())")
-    cells = exercise_cells(nb)
-    assert len(cells) >= 3
-    for src in cells:
-        assert src.count(BEGIN) == src.count(END) >= 1
-        tail = src[src.rindex(END) :]
-        assert re.search(rf"^{module}\.\w+\(", tail, re.MULTILINE), src  # check after END
-
-
-def exercises_in_turn(nb: nbformat.NotebookNode, ns: dict, capsys) -> None:
-    """Every exercise cell, alone in ``ns``: the student copy stops right there with a clear
-    message, and the stored solution passes its check (which prints a ✓ line)."""
-    for src in exercise_cells(nb):
-        student = (
-            student_copy(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src)]))
-            .cells[0]
-            .source
-        )
-        with pytest.raises(NotImplementedError) as err:  # NotSolved is one too
-            exec(compile(student, "student cell", "exec"), dict(ns))  # noqa: S102
-        assert "not yet solved" in str(err.value) or "not written yet" in str(err.value)
-        exec(compile(src, "exercise cell", "exec"), ns)  # noqa: S102 - the stored solution
-        assert "✓" in capsys.readouterr().out, src
-
-
 # --- the exercise checks ---------------------------------------------------------------------
-
-
-def stub(*args):
-    raise NotImplementedError("Exercise not yet solved: write your answer here")
 
 
 def test_linear_counts_check():

@@ -10,16 +10,20 @@ import pandas as pd
 import pytest
 import torch
 from conftest import REPO
-from test_chapter02 import chapter, check_structure, execute, exercises_in_turn, printed, solution
+from chapters import (
+    chapter,
+    check_structure,
+    execute,
+    exercises_in_turn,
+    printed,
+    solution,
+    stub,
+)
 from torch import nn
 
 from trashkit.exercises import ExerciseError, NotSolved, ch03
 
 NAME = "03_shufflenetv2_guidelines.ipynb"
-
-
-def stub(*args):
-    raise NotImplementedError("Exercise not yet solved: write your answer here")
 
 
 def test_mem_1x1_check():

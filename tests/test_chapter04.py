@@ -12,12 +12,12 @@ import math
 import re
 import sys
 
-import nbformat
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from chapters import chapter, check_structure, exercises_in_turn, printed, solution, stub
 from conftest import REPO
 from test_notebooks import WORKER_NOISE, _text, execute
 from torch import nn
@@ -28,82 +28,6 @@ from trashkit.train import TrainConfig
 from trashkit.train.setup import build_optimizer
 
 NAME = "04_train.ipynb"
-BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
-STUB = 'raise NotImplementedError("Exercise not yet solved: write your answer here")'
-SOLUTION = re.compile(
-    r"^([ \t]*)### BEGIN SOLUTION\n.*?^[ \t]*### END SOLUTION[^\n]*$", re.DOTALL | re.MULTILINE
-)
-
-
-# --- helpers (test_chapter05.py uses them too) -----------------------------------------------
-
-
-def chapter(name: str = NAME) -> nbformat.NotebookNode:
-    return nbformat.read(REPO / "notebooks" / name, as_version=4)
-
-
-def exercise_cells(nb: nbformat.NotebookNode) -> list[str]:
-    return [c.source for c in nb.cells if c.cell_type == "code" and BEGIN in c.source]
-
-
-def student_source(src: str) -> str:
-    """What nbgrader's ClearSolutions makes of a cell: the solution becomes a raising stub."""
-    return SOLUTION.sub(lambda m: m.group(1) + STUB, src)
-
-
-def printed(nb: nbformat.NotebookNode) -> str:
-    """Everything the code cells printed or displayed as text."""
-    return "\n".join(
-        o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
-        for c in nb.cells
-        if c.cell_type == "code"
-        for o in c.get("outputs", [])
-    )
-
-
-def check_structure(nb: nbformat.NotebookNode, module: str, n_exercises: int) -> None:
-    """No stored outputs; one parameters cell with check_parameters right after it; every
-    exercise cell has matched markers and calls its check after the END marker."""
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
-    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
-    assert len(tagged) == 1
-    after = next(c for c in nb.cells[tagged[0] + 1 :] if c.cell_type == "code").source
-    assert after.splitlines()[0] == "from trashkit.notebook import check_parameters"
-    assert after.splitlines()[1].startswith("given = check_parameters(globals())")
-    cells = exercise_cells(nb)
-    assert len(cells) == n_exercises >= 3
-    for src in cells:
-        assert src.count(BEGIN) == src.count(END) == 1
-        assert re.search(rf"^{module}\.check_\w+\(", src[src.rindex(END) :], re.MULTILINE), src
-
-
-def exercises_in_turn(nb: nbformat.NotebookNode, ns: dict, capsys) -> None:
-    """Each exercise cell alone: its student copy stops there with a clear message, and the
-    stored solution passes its check (which prints a ✓ line)."""
-    for src in exercise_cells(nb):
-        with pytest.raises(NotImplementedError, match="not yet solved"):
-            exec(compile(student_source(src), "student cell", "exec"), dict(ns))  # noqa: S102
-        exec(compile(src, "exercise cell", "exec"), ns)  # noqa: S102 - the stored solution
-        assert "✓" in capsys.readouterr().out, src
-
-
-def solution(name: str, chapter_file: str = NAME, **extra) -> dict:
-    """Execute the chapter's exercise cell that defines ``name`` without its check call and
-    return the namespace (the chapters' own reference solution)."""
-    for src in exercise_cells(chapter(chapter_file)):
-        if re.search(rf"^(def {name}\b|{name} = )", src, re.MULTILINE):
-            code = "\n".join(
-                line for line in src.splitlines() if not line.startswith(("ch04.", "ch05."))
-            )
-            ns = {"math": math, "torch": torch, "nn": nn, "F": F, "np": np, **extra}
-            exec(compile(code, f"<{name}>", "exec"), ns)  # noqa: S102 - the chapter's own solution
-            return ns
-    raise LookupError(f"no exercise cell of {chapter_file} defines {name}")
-
-
-def stub(*args):
-    raise NotImplementedError("Exercise not yet solved: write your answer here")
 
 
 def onecycle_trace(cfg: TrainConfig, steps: int) -> pd.DataFrame:
@@ -123,7 +47,7 @@ def onecycle_trace(cfg: TrainConfig, steps: int) -> pd.DataFrame:
 
 def test_onecycle_prediction_check():
     cfg = TrainConfig(epochs=3)
-    prediction = solution("prediction", config=cfg)["prediction"]
+    prediction = solution("prediction", NAME, {"config": cfg})["prediction"]
     assert "recorded" in ch04.check_onecycle_prediction(prediction)
     trace = onecycle_trace(cfg, 20)
     assert "4 of 4 right" in ch04.check_onecycle_prediction(prediction, trace)
@@ -145,7 +69,7 @@ def test_onecycle_prediction_check():
 
 
 def test_smooth_targets_check():
-    ch04.check_smooth_targets(solution("smooth_targets")["smooth_targets"])
+    ch04.check_smooth_targets(solution("smooth_targets", NAME)["smooth_targets"])
 
     def other_convention(y, k, eps):
         t = torch.full((len(y), k), eps / (k - 1))
@@ -167,7 +91,7 @@ def test_smooth_targets_check():
 
 
 def test_balanced_weights_check():
-    ch04.check_balanced_weights(solution("balanced_weights")["balanced_weights"])
+    ch04.check_balanced_weights(solution("balanced_weights", NAME)["balanced_weights"])
     with pytest.raises(
         ExerciseError,
         match=r"expected \[0.6667, 2.0\], got \[0.3333, 1.0\] - "
@@ -187,7 +111,7 @@ def test_balanced_weights_check():
 
 
 def test_focal_loss_check():
-    ch04.check_focal_loss(solution("focal_loss")["focal_loss"])
+    ch04.check_focal_loss(solution("focal_loss", NAME)["focal_loss"])
 
     def logp(logits, y):
         return F.log_softmax(logits, 1).gather(1, y[:, None]).squeeze(1)
@@ -209,7 +133,7 @@ def test_focal_loss_check():
 
 
 def test_scaling_prediction_check():
-    prediction = solution("scaling_prediction")["scaling_prediction"]
+    prediction = solution("scaling_prediction", NAME)["scaling_prediction"]
     assert "recorded" in ch04.check_scaling_prediction(prediction)
     msg = ch04.check_scaling_prediction(
         prediction, {"macs_ratio_resolution": 2.04, "macs_ratio_depth": 1.44}

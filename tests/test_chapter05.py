@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 import pytest
-from test_chapter04 import chapter, check_structure, exercises_in_turn, printed, solution
+from chapters import chapter, check_structure, exercises_in_turn, printed, solution, stub
 from test_notebooks import execute
 
 from trashkit import scoring
@@ -19,10 +19,6 @@ from trashkit.exercises import ExerciseError, NotSolved, ch05
 from trashkit.notebook import assigned_names
 
 NAME = "05_score.ipynb"
-
-
-def stub(*args):
-    raise NotImplementedError("Exercise not yet solved: write your answer here")
 
 
 def test_score_macs_check():

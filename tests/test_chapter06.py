@@ -7,129 +7,32 @@ check call), so the tests follow the notebook a lecturer teaches from.
 from __future__ import annotations
 
 import math
-import re
 
-import nbformat
 import optuna
 import pandas as pd
 import pytest
+from chapters import (
+    chapter,
+    check_structure,
+    execute,
+    exercises_in_turn,
+    printed,
+    solution,
+    stub,
+)
 from conftest import REPO
 
 from trashkit.exercises import ExerciseError, NotSolved, ch06
 from trashkit.search import SearchConfig, load_study, space_table
 
 NAME = "06_automl.ipynb"
-BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
-STUB = 'raise NotImplementedError("Exercise not yet solved: write your answer here")'
-SOLUTION = re.compile(
-    r"^([ \t]*)### BEGIN SOLUTION\n.*?^[ \t]*### END SOLUTION[^\n]*$", re.DOTALL | re.MULTILINE
-)
-
-
-# --- helpers (test_chapter07.py uses them too) -----------------------------------------------
-
-
-def chapter(name: str = NAME) -> nbformat.NotebookNode:
-    return nbformat.read(REPO / "notebooks" / name, as_version=4)
-
-
-def exercise_cells(nb: nbformat.NotebookNode) -> list[str]:
-    return [c.source for c in nb.cells if c.cell_type == "code" and BEGIN in c.source]
-
-
-def solution(name: str, chapter_file: str = NAME, namespace: dict | None = None) -> dict:
-    """Execute the chapter's exercise cell that defines ``name``, without its check call:
-    the tests use the chapter's own reference solution."""
-    for src in exercise_cells(chapter(chapter_file)):
-        if re.search(rf"^(def {name}\b|{name} = )", src, re.MULTILINE):
-            code = "\n".join(
-                line for line in src.splitlines() if not re.match(r"ch0\d\.|print\(", line)
-            )
-            ns = {"math": math, **(namespace or {})}
-            exec(compile(code, f"<{name}>", "exec"), ns)  # noqa: S102 - the chapter's own solution
-            return ns
-    raise LookupError(f"no exercise cell of {chapter_file} defines {name}")
-
-
-def student_copy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """What nbgrader's ClearSolutions does: every solution region becomes a raising stub."""
-    nb = nbformat.from_dict(nb)
-    for c in nb.cells:
-        if c.cell_type == "code" and BEGIN in c.source:
-            c.source = SOLUTION.sub(lambda m: m.group(1) + STUB, c.source)
-    return nb
-
-
-def execute(path, out, home, **params) -> nbformat.NotebookNode:
-    """Run a notebook with papermill in a clean TRASHKIT_HOME; return the executed notebook."""
-    import papermill as pm
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TRASHKIT_HOME", str(home))
-        pm.execute_notebook(
-            str(path),
-            str(out),
-            parameters=params,
-            kernel_name="python3",
-            cwd=str(REPO / "notebooks"),
-            progress_bar=False,
-        )
-    return nbformat.read(out, as_version=4)
-
-
-def printed(nb: nbformat.NotebookNode) -> str:
-    """Everything the code cells printed or displayed as text."""
-    return "\n".join(
-        o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
-        for c in nb.cells
-        if c.cell_type == "code"
-        for o in c.get("outputs", [])
-    )
-
-
-def check_structure(nb: nbformat.NotebookNode, module: str) -> None:
-    """One parameters cell, check_parameters right after it, every exercise's check call
-    after its END marker, no stored outputs, at least one "predict before you run"."""
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
-    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
-    assert len(tagged) == 1
-    after = next(c for c in nb.cells[tagged[0] + 1 :] if c.cell_type == "code").source
-    assert after.splitlines()[0] == "from trashkit.notebook import check_parameters"
-    assert after.splitlines()[1].startswith("given = check_parameters(globals())")
-    cells = exercise_cells(nb)
-    assert len(cells) >= 3
-    for src in cells:
-        assert src.count(BEGIN) == src.count(END) == 1
-        assert re.search(rf"^{module}\.\w+\(", src[src.rindex(END) :], re.MULTILINE), src
-    assert "predict before you run" in "\n".join(c.source for c in nb.cells).lower()
-
-
-def exercises_in_turn(nb: nbformat.NotebookNode, ns: dict, capsys) -> None:
-    """Every exercise cell, alone in ``ns``: the student copy stops right there with a clear
-    message, and the stored solution passes its check (which prints a ✓ line)."""
-    for src in exercise_cells(nb):
-        student = (
-            student_copy(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src)]))
-            .cells[0]
-            .source
-        )
-        with pytest.raises(NotImplementedError) as err:  # NotSolved is one too
-            exec(compile(student, "student cell", "exec"), dict(ns))  # noqa: S102
-        assert "not yet solved" in str(err.value) or "not written yet" in str(err.value)
-        exec(compile(src, "exercise cell", "exec"), ns)  # noqa: S102 - the stored solution
-        assert "✓" in capsys.readouterr().out, src
-
-
-def stub(*args):
-    raise NotImplementedError("Exercise not yet solved: write your answer here")
 
 
 # --- the exercise checks ---------------------------------------------------------------------
 
 
 def test_pareto_check_accepts_the_solution_and_names_the_slips():
-    ch06.check_pareto_front(solution("pareto_front")["pareto_front"])
+    ch06.check_pareto_front(solution("pareto_front", NAME)["pareto_front"])
     with pytest.raises(
         ExerciseError,
         match=r"expected indices \[0, 1, 3\], got \[0\].*only the "
@@ -155,7 +58,7 @@ def test_pareto_check_accepts_the_solution_and_names_the_slips():
 
 
 def test_spearman_check_accepts_the_solution_and_names_the_slips():
-    ch06.check_spearman(solution("spearman")["spearman"])
+    ch06.check_spearman(solution("spearman", NAME)["spearman"])
     with pytest.raises(ExerciseError, match=r"expected 0\.8000.*Pearson's correlation"):
         ch06.check_spearman(ch06._pearson)
 
@@ -172,7 +75,7 @@ def test_spearman_check_accepts_the_solution_and_names_the_slips():
 
 
 def test_share_prediction_refuses_only_what_is_not_a_fraction():
-    assert solution("predicted_share")["predicted_share"] == 0.5
+    assert solution("predicted_share", NAME)["predicted_share"] == 0.5
     ch06.record_share_prediction(0.3)
     with pytest.raises(
         ExerciseError,
@@ -220,8 +123,9 @@ def test_a_resumed_study_does_not_repeat_its_first_architectures(tmp_path):
 
 
 def test_chapter_shape():
-    nb = chapter()
+    nb = chapter(NAME)
     check_structure(nb, "ch06")
+    assert "predict before you run" in "\n".join(c.source for c in nb.cells).lower()
     intro = nb.cells[0].source
     for needed in (
         "What you will learn",
@@ -277,4 +181,4 @@ def test_chapter_runs_headless(tmp_path, tiny_home):
 
 
 def test_student_copy_stops_clearly_at_every_exercise(capsys):
-    exercises_in_turn(chapter(), {"ch06": ch06, "math": math}, capsys)
+    exercises_in_turn(chapter(NAME), {"ch06": ch06, "math": math}, capsys)

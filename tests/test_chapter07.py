@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 from conftest import REPO
-from test_chapter06 import (
+from chapters import (
     chapter,
     check_structure,
     execute,

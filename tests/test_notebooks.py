@@ -7,6 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from chapters import execute as execute_notebook
 from conftest import REPO
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -36,21 +37,8 @@ def test_committed_without_outputs_and_with_parameters(path):
 
 
 def execute(name: str, out_dir: Path, home: Path, **params) -> nbformat.NotebookNode:
-    """Run a chapter with papermill in a clean TRASHKIT_HOME; return the executed notebook."""
-    import papermill as pm
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TRASHKIT_HOME", str(home))
-        out = out_dir / name
-        pm.execute_notebook(
-            str(REPO / "notebooks" / name),
-            str(out),
-            parameters=params,
-            kernel_name="python3",
-            cwd=str(REPO / "notebooks"),
-            progress_bar=False,
-        )
-    return nbformat.read(out, as_version=4)
+    """Run chapter ``name`` with papermill in a clean TRASHKIT_HOME into ``out_dir``."""
+    return execute_notebook(REPO / "notebooks" / name, out_dir / name, home, **params)
 
 
 def _text(nb, rich: bool = False) -> str:
