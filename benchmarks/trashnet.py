@@ -3,6 +3,7 @@
     python benchmarks/trashnet.py --recipe quick        # target: test macro-F1 >= 0.75, <= 15 min
     python benchmarks/trashnet.py --recipe full         # target: test macro-F1 >= 0.85, <= 10M MACs
     python benchmarks/trashnet.py --resume outputs/<run>   # finish an interrupted benchmark
+    python benchmarks/trashnet.py --resume outputs/<run> --seeds 1 2   # add split seeds to it
 
 Protocol (benchmarks/protocol.py): each split seed holds back 20% of every class as test
 images that influence nothing; best.pt is chosen on 10% validation images; the test images
@@ -38,7 +39,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--data", default=str(TRASHNET))
     ap.add_argument("--recipe", choices=list(RECIPES), default="quick")
-    ap.add_argument("--seeds", type=int, nargs="+", default=list(SPLIT_SEEDS))
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help=f"split seeds (default {list(SPLIT_SEEDS)}); with --resume: add these seeds",
+    )
     ap.add_argument(
         "--set",
         nargs="*",
@@ -56,6 +63,9 @@ def main() -> None:
     if args.resume:
         root = Path(args.resume)
         spec = json.loads((root / "benchmark.json").read_text())
+        if args.seeds:  # train more split seeds of the same recipe into the same folder
+            spec["seeds"] = sorted(set(spec["seeds"]) | set(args.seeds))
+            write_json(root / "benchmark.json", spec)
     else:
         params = {
             **RECOMMENDED,
@@ -63,7 +73,7 @@ def main() -> None:
             "data": str(Path(args.data).resolve()),
             **parse_sets(args.set),
         }
-        spec = {"recipe": args.recipe, "params": params, "seeds": args.seeds}
+        spec = {"recipe": args.recipe, "params": params, "seeds": args.seeds or list(SPLIT_SEEDS)}
         root = new_run_dir(f"trashnet-{args.recipe}")
         write_json(root / "benchmark.json", spec)
     print(f"{spec['recipe']} recipe: {json.dumps(spec['params'])}\n{describe(root)}", flush=True)
