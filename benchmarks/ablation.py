@@ -115,7 +115,7 @@ def main() -> None:
         root = new_run_dir("ablation")
         spec = {"rows": args.rows, "data": str(Path(args.data).resolve()), "seeds": args.seeds}
         write_json(root / "benchmark.json", spec)
-    print(describe(root), flush=True)
+    print(describe(root, spec["seeds"]), flush=True)
     if args.report:
         table = report(
             root, spec["rows"], json.loads((root / "benchmark.json").read_text())["seeds"]

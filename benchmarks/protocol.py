@@ -125,10 +125,10 @@ def summary_row(name: str, results: list[dict]) -> dict:
     }
 
 
-def describe(root: Path) -> str:
-    """The protocol, in one line for a report header."""
+def describe(root: Path, seeds=SPLIT_SEEDS) -> str:
+    """The protocol, in one line for a report header (``seeds``: the benchmark's own)."""
     return (
         f"test {TEST_FRACTION:.0%} / val {VAL_FRACTION:.0%} of each class, split seeds "
-        f"{', '.join(map(str, SPLIT_SEEDS))}; best.pt chosen on val; test scored once "
+        f"{', '.join(map(str, seeds))}; best.pt chosen on val; test scored once "
         f"after training; runs in {root}"
     )

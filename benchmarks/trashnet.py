@@ -76,7 +76,8 @@ def main() -> None:
         spec = {"recipe": args.recipe, "params": params, "seeds": args.seeds or list(SPLIT_SEEDS)}
         root = new_run_dir(f"trashnet-{args.recipe}")
         write_json(root / "benchmark.json", spec)
-    print(f"{spec['recipe']} recipe: {json.dumps(spec['params'])}\n{describe(root)}", flush=True)
+    header = f"{spec['recipe']} recipe: {json.dumps(spec['params'])}"
+    print(f"{header}\n{describe(root, spec['seeds'])}", flush=True)
     results = run_row(spec["recipe"], spec["params"], root, spec["seeds"])
     table = pd.DataFrame([summary_row(spec["recipe"], results)]).set_index("row").T
     print(table.to_markdown())
