@@ -361,7 +361,7 @@ def report(spec: dict, root: Path, runs: dict) -> dict:
 def main() -> None:
     args = parse_args()
     root, spec = open_benchmark(args)
-    print(describe(root), flush=True)
+    print(describe(root, spec["seeds"]), flush=True)
     if args.only != "all":
         train_stage(spec, root, (args.only,))
         return
