@@ -66,10 +66,17 @@ def solution(name: str, chapter_file: str, namespace: dict | None = None) -> dic
     raise LookupError(f"no exercise cell of {chapter_file} defines {name}")
 
 
-def check_structure(nb: nbformat.NotebookNode, module: str, n_exercises: int | None = None) -> None:
+def check_structure(
+    nb: nbformat.NotebookNode,
+    module: str,
+    n_exercises: int | None = None,
+    one_solution: bool = True,
+    check: str = r"\w+",
+) -> None:
     """No stored outputs; one parameters cell with check_parameters right after it; at least
     three exercise cells (exactly ``n_exercises`` when given), each with matched solution
-    markers and its check call after the last END marker."""
+    markers (exactly one pair with ``one_solution``) and a ``<module>.<check>(`` call after
+    the last END marker."""
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
     tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
@@ -81,16 +88,22 @@ def check_structure(nb: nbformat.NotebookNode, module: str, n_exercises: int | N
     assert len(cells) >= 3 and (n_exercises is None or len(cells) == n_exercises), len(cells)
     for src in cells:
         assert src.count(BEGIN) == src.count(END) >= 1, src
-        assert re.search(rf"^{module}\.\w+\(", src[src.rindex(END) :], re.MULTILINE), src
+        assert not one_solution or src.count(BEGIN) == 1, src
+        assert re.search(rf"^{module}\.{check}\(", src[src.rindex(END) :], re.MULTILINE), src
 
 
-def exercises_in_turn(nb: nbformat.NotebookNode, ns: dict, capsys) -> None:
-    """Every exercise cell, alone in ``ns``: the student copy stops right there with a clear
-    message, and the stored solution passes its check (which prints a ✓ line)."""
+def exercises_in_turn(
+    nb: nbformat.NotebookNode,
+    ns: dict,
+    capsys,
+    messages: tuple[str, ...] = ("not yet solved", "not written yet"),
+) -> None:
+    """Every exercise cell, alone in ``ns``: the student copy stops right there with one of
+    ``messages``, and the stored solution passes its check (which prints a ✓ line)."""
     for src in exercise_cells(nb):
         with pytest.raises(NotImplementedError) as err:  # NotSolved is one too
             exec(compile(student_source(src), "student cell", "exec"), dict(ns))  # noqa: S102
-        assert "not yet solved" in str(err.value) or "not written yet" in str(err.value)
+        assert any(m in str(err.value) for m in messages), err.value
         exec(compile(src, "exercise cell", "exec"), ns)  # noqa: S102 - the stored solution
         assert "✓" in capsys.readouterr().out, src
 
