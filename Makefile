@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.trashkit-installed
 
-.PHONY: install kernel demo test lab strip bench clean-data book student
+.PHONY: install kernel demo test check lab strip bench clean-data book student docs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ lab: install kernel
 # strip outputs before committing notebooks (a test checks it)
 strip: install
 	$(PY) -m nbconvert --clear-output --inplace notebooks/*.ipynb
+
+# docs generated from the code: the bad-input table (tests/test_hostile.py's rows)
+docs: install
+	$(PY) tests/test_hostile.py
 
 bench: install
 	$(PY) benchmarks/loader.py

@@ -130,6 +130,36 @@ def test_student_copy_removes_every_solution(path):
     nbformat.validate(student)
 
 
+def _answer_lines(path: Path) -> list[str]:
+    """A chapter's solution lines that could give an answer away: code or prose of at least
+    20 characters, whitespace collapsed (comments and short lines such as ``return out``
+    say nothing on their own)."""
+    lines = []
+    for cell in _read(path).cells:
+        for line in _solution_lines(cell.source):
+            text = re.sub(r"\s+", " ", line)
+            if len(text) >= 20 and not text.startswith("#"):
+                lines.append(text)
+    return lines
+
+
+def test_no_answer_ships_in_the_package():
+    """A student copy clears the solutions; the package the student installs (trashkit/,
+    package data included) must not hold them either: checks compare with libraries,
+    properties or trashkit's own helpers, never with the solution's text."""
+    package = set()
+    for f in (REPO / "trashkit").rglob("*"):
+        if f.is_file() and f.suffix in (".py", ".yaml", ".json", ".txt", ".md"):
+            package |= {re.sub(r"\s+", " ", ln.strip()) for ln in f.read_text().splitlines()}
+    leaks = {
+        path.name: found
+        for path in CHAPTERS
+        if (found := [line for line in _answer_lines(path) if line in package])
+    }
+    assert not leaks, f"solution lines found in the trashkit package: {leaks}"
+    assert sum(len(_answer_lines(p)) for p in CHAPTERS) > 50  # the scan sees the solutions
+
+
 def test_student_stub_keeps_indentation_and_text_stub():
     student = book.student_copy(_read(EXERCISES))
     fn = next(c for c in student.cells if "def flops" in c.source)

@@ -122,7 +122,7 @@ def _roundtrip(model: torch.nn.Module, tmp_path: Path, name: str) -> torch.nn.Mo
     save_checkpoint(
         path,
         Checkpoint(
-            model=model.state_dict(),
+            weights=model.state_dict(),
             classes=list("abcdef"),
             config={"model": "mbv3_reduced"},
             image_size=64,
@@ -173,7 +173,7 @@ def test_versions_and_the_legacy_opt_in(tmp_path):
 
 def test_weights_that_do_not_fit_and_junk_files(tmp_path):
     ck = Checkpoint(
-        model=build_model("tiny", 6).state_dict(),
+        weights=build_model("tiny", 6).state_dict(),
         classes=list("abcdef"),
         config={"model": "mbv3_reduced"},
         image_size=48,

@@ -217,13 +217,3 @@ def test_sensitivity_scan_and_the_fair_baseline(trained_run, tmp_path, isolated_
     assert torch.equal(
         next(iter(again.model.state_dict().values())), next(iter(base.model.state_dict().values()))
     )
-
-
-def test_chapter_of_reads_the_folder_names_the_chapters_give():
-    from trashkit.compress.report import chapter_of
-
-    assert chapter_of("20261125-101500-train") == "4 (training)"
-    assert chapter_of("demo/04_train") == "4 (training)"
-    assert chapter_of("demo/06_automl/trial_0003/run") == "6 (search trial)"
-    assert chapter_of("20261125-101500-compress/student_kd") == "7 (compression)"
-    assert chapter_of("somewhere/else") == "other"

@@ -106,8 +106,8 @@ def test_two_processes_train_and_resume_after_a_kill(tmp_path, tiny_crops, tiny_
     assert again.returncode == 0, log[-3000:]
     resumed = json.loads((tmp_path / "cut" / "metrics.json").read_text())
     assert resumed["world_size"] == 2 and len(pd.read_csv(history)) == 4
-    a = load_checkpoint(tmp_path / "full" / "last.pt").model
-    b = load_checkpoint(tmp_path / "cut" / "last.pt").model
+    a = load_checkpoint(tmp_path / "full" / "last.pt").weights
+    b = load_checkpoint(tmp_path / "cut" / "last.pt").weights
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed run differs from uninterrupted"
     assert resumed["val_macro_f1"] == metrics["val_macro_f1"]
     shutil.rmtree(tmp_path / "cut", ignore_errors=True)

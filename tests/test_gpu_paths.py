@@ -21,7 +21,7 @@ def test_device_path_trains_exactly_like_the_worker_path(tmp_path, tiny_crops, i
     runs = {}
     for where in ("workers", "device"):
         train(tiny_config(tiny_crops, epochs=2, augment_on=where), tmp_path / where, progress=False)
-        runs[where] = load_checkpoint(tmp_path / where / "last.pt").model
+        runs[where] = load_checkpoint(tmp_path / where / "last.pt").weights
     assert all(torch.equal(runs["workers"][k], runs["device"][k]) for k in runs["workers"])
 
 

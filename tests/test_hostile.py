@@ -1,8 +1,9 @@
-"""The README's table "bad input -> what trashkit does", run row by row against one generated
-hostile dataset (image folders, a COCO file, YAMLs, checkpoints), so the table stays true.
+"""The table "bad input -> what trashkit does" (docs/bad-input.md), run row by row against
+one generated hostile dataset (image folders, a COCO file, YAMLs, checkpoints, run folders),
+so the table stays true.
 
-Each row of :data:`TABLE` is (input, what trashkit does, check); the README must hold every
-row's two texts, and every check must pass.
+Each row of :data:`TABLE` is (input, what trashkit does, check); every check must pass, and
+docs/bad-input.md is generated from the rows (``make docs``: ``python tests/test_hostile.py``).
 """
 
 from __future__ import annotations
@@ -227,7 +228,7 @@ def check_misspelled_parameter(hostile, cached):
 
 def _checkpoint(path: Path, model: str = "tiny", **raw) -> Path:
     ck = Checkpoint(
-        model=build_model("tiny", 6).state_dict(),
+        weights=build_model("tiny", 6).state_dict(),
         classes=list("abcdef"),
         config={"model": model},
         image_size=24,
@@ -253,6 +254,268 @@ def check_mismatch(hostile, cached):
     path = _checkpoint(hostile["root"] / "mismatch.pt", model="mbv3_reduced")
     with pytest.raises(CheckpointError, match="do not fit model 'mbv3_reduced'"):
         load_checkpoint(path).build_model()
+
+
+def _with_architecture(path: Path, arch: list[dict]) -> Path:
+    net = build_model("tiny", 6)
+    ck = Checkpoint(
+        weights=net.state_dict(),
+        classes=list("abcdef"),
+        config={"model": "tiny"},
+        image_size=24,
+        architecture=arch,
+    )
+    save_checkpoint(path, ck)
+    return path
+
+
+def check_architecture_escape(hostile, cached):
+    lin = {"in_features": 2, "out_features": 2, "bias": True}
+    calls = (torch.nn.Module.__call__, torch.nn.Module.forward, torch.nn.Linear.forward)
+    for where in (
+        "__class__.forward",
+        "__class__.__base__.__call__",
+        "layers.0.__dict__",
+        "config",
+        "layers._modules",
+    ):
+        path = _with_architecture(
+            hostile["root"] / "escape.pt", [{"path": where, "type": "Linear", "args": lin}]
+        )
+        with pytest.raises(CheckpointError, match="not a child module"):
+            load_checkpoint(path).build_model()
+    path = _with_architecture(
+        hostile["root"] / "type.pt", [{"path": "layers.0", "type": "Module", "args": {}}]
+    )
+    with pytest.raises(CheckpointError, match="unknown layer type 'Module'"):
+        load_checkpoint(path).build_model()
+    path = _with_architecture(
+        hostile["root"] / "arg.pt",
+        [{"path": "layers.0", "type": "Linear", "args": {**lin, "in_features": -3}}],
+    )
+    with pytest.raises(CheckpointError, match="'in_features' must be a positive integer"):
+        load_checkpoint(path).build_model()
+    assert (torch.nn.Module.__call__, torch.nn.Module.forward, torch.nn.Linear.forward) == calls
+    x = torch.randn(1, 3, 24, 24)  # a model built afterwards still works
+    assert build_model("tiny", 6).eval()(x).shape == (1, 6)
+
+
+def check_declared_size(hostile, cached):
+    for n in (10**6, 30_000):  # a terabyte, then a few gigabytes
+        path = _with_architecture(
+            hostile["root"] / "huge.pt",
+            [
+                {
+                    "path": "layers.9",
+                    "type": "Linear",
+                    "args": {"in_features": n, "out_features": n, "bias": True},
+                }
+            ],
+        )
+        with pytest.raises(CheckpointError, match="declares .* parameters; a checkpoint may"):
+            load_checkpoint(path).build_model()
+    path = _with_architecture(
+        hostile["root"] / "small.pt",
+        [
+            {
+                "path": "layers.9",
+                "type": "Linear",
+                "args": {"in_features": 300, "out_features": 300, "bias": True},
+            }
+        ],
+    )
+    with pytest.raises(CheckpointError, match=r"do not fit model 'tiny': missing: \['layers.9"):
+        load_checkpoint(path).build_model()
+
+
+def check_book_names(hostile, cached):
+    import nbformat
+    from bs4 import BeautifulSoup
+
+    from trashkit import book
+
+    folder = hostile["root"] / "book"
+    folder.mkdir()
+    evil = '02_"><img src=x onerror=alert(1)>'
+    results = []
+    for stem in ("01_ok", evil):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# A chapter")])
+        path = folder / f"{stem}.ipynb"
+        nbformat.write(nb, path)
+        results.append(
+            {
+                "executed": str(path),
+                "chapter": stem,
+                "parameters": {},
+                "seconds": 1.0,
+                "source": str(path),
+            }
+        )
+    out = folder / "html"
+    out.mkdir()
+    book.render_book(results, out, {"date": "today"}, "test")
+    for page in ("index.html", "01_ok.html", f"{evil}.html"):
+        soup = BeautifulSoup((out / page).read_text(), "html.parser")
+        assert not soup.find_all(attrs={"onerror": True}), page
+        hrefs = {a["href"] for a in soup.find_all("a", href=True)}
+        assert not any(h.startswith('02_"') for h in hrefs)
+    links = BeautifulSoup((out / "01_ok.html").read_text(), "html.parser").find_all("a", rel="next")
+    from urllib.parse import unquote
+
+    assert {unquote(a["href"]) for a in links} == {f"{evil}.html"}
+
+
+def check_forged_scores(hostile, cached):
+    from test_leaderboard import scores, training_run, write
+
+    from trashkit.scoring import leaderboard
+
+    tmp_path = hostile["root"] / "board"
+    root = tmp_path / "outputs"
+    alice = training_run(root / "alice")
+    bob = training_run(root / "bob", f1=0.6)
+    other = tmp_path / "elsewhere" / "best.pt"
+    other.parent.mkdir()
+    other.write_bytes(b"someone else's weights")
+    scores(root / "mallory" / "scores.json", alice / "best.pt", f1=7.5, macs=-3)  # ranges
+    scores(root / "eve" / "scores.json", other)  # a checkpoint outside the leaderboard
+    forged = root / "trent" / "scores.json"
+    scores(forged, bob / "best.pt", f1=0.99)
+    data = json.loads(forged.read_text())
+    write(forged, {**data, "checkpoint_sha256": "0" * 64})  # claims bob's file, not its hash
+    write(root / "junk" / "scores.json", {"f1": 0.9})
+    (root / "broken").mkdir()
+    (root / "broken" / "metrics.json").write_text("{not json")
+    write(root / "lone" / "metrics.json", json.loads((bob / "metrics.json").read_text()))
+    with pytest.warns(UserWarning, match="rejected"):
+        board = leaderboard(root)
+    assert sorted(board["run"]) == ["alice", "bob"]
+    assert list(board["f1"]) == [0.6, 0.5]  # their own validation F1s, nothing replaced
+    why = {p.split("/")[-2]: reason for p, reason in board.attrs["rejected"]}
+    assert set(why) == {"mallory", "eve", "trent", "junk", "broken", "lone"}
+    assert "'f1' must be a number in [0, 1]" in why["mallory"]
+    assert "not under" in why["eve"] and "SHA-256 differs" in why["trent"]
+    assert "'checkpoint' is missing" in why["junk"] and "no config.json" in why["lone"]
+
+
+def _cfg(hostile, **kw) -> dict:
+    return {
+        "data": str(hostile["folder"]),
+        "model": "tiny",
+        "image_size": 24,
+        "epochs": 1,
+        "batch_size": 2,
+        "workers": 0,
+        "val_fraction": 0.3,
+        **kw,
+    }
+
+
+def check_concurrent_runs(hostile, cached):
+    import subprocess
+    import sys
+
+    from trashkit.runs import RunLocked
+    from trashkit.train import train
+
+    folder = hostile["root"] / "locked"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from trashkit.runs import RunLock; "
+            "lock = RunLock(sys.argv[1]); print('held', flush=True); time.sleep(60)",
+            str(folder),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunLocked, match=rf"in use by process {holder.pid} on "):
+            train(_cfg(hostile), folder, progress=False)
+        (folder / "config.json").write_text(json.dumps(_cfg(hostile)))
+        with pytest.raises(RunLocked, match=rf"in use by process {holder.pid}"):
+            train(None, folder, resume=True, progress=False)
+        assert json.loads((folder / "config.json").read_text()) == _cfg(hostile)
+    finally:
+        holder.kill()  # kill -9: the kernel frees the lock, nothing is left stuck
+        holder.wait()
+    from trashkit.runs import RunLock
+
+    with RunLock(folder):
+        pass
+
+
+def check_checked_before_written(hostile, cached):
+    from trashkit.train import train
+
+    evil = _checkpoint(hostile["root"] / "evil_start.pt", extra={"x": _Planted()})
+    cases = [
+        ({"model": "tinyy"}, ValueError, "model='tinyy' is invalid"),
+        ({"device": "foo"}, ValueError, "device='foo' is invalid"),
+        ({"seed": 2**70}, ValueError, r"seed=\d+ is invalid: expected an integer in \[0, 2\*"),
+        ({"classes": ["Metal", "Nope"]}, (ValueError, FileNotFoundError), "Nope"),
+        ({"init_from": str(evil)}, CheckpointError, "pickled Python objects"),
+        ({"teacher": str(evil)}, CheckpointError, "pickled Python objects"),
+    ]
+    if not torch.cuda.is_available():
+        cases.append(({"device": "cuda"}, ValueError, "device='cuda' is not available"))
+    for i, (bad, error, message) in enumerate(cases):
+        folder = hostile["root"] / f"bad_run_{i}"
+        with pytest.raises(error, match=message):
+            train(_cfg(hostile, **bad), folder, progress=False)
+        assert not folder.exists(), f"{bad} left {sorted(folder.iterdir())}"
+
+
+def check_machine_on_resume(hostile, cached):
+    from trashkit.train import train
+
+    folder = hostile["root"] / "gpu_run"
+    folder.mkdir()  # a run started on a GPU machine, killed in its first epoch
+    (folder / "config.json").write_text(json.dumps(_cfg(hostile, device="cuda:7")))
+    metrics = train({"device": "cpu"}, folder, resume=True, progress=False)
+    assert metrics["device"] == "cpu" and metrics["epochs"] == 1
+    with pytest.raises(ValueError, match=r"'epochs': \(1, 2\)"):  # the run's own: refused
+        train({"epochs": 2}, folder, resume=True, progress=False)
+
+
+def check_search_parameters(hostile, cached):
+    from trashkit.search import SearchConfig
+
+    for bad, message in (
+        (
+            {"objective": "flops"},
+            r"objective='flops' is invalid: expected one of \['macs', "
+            r"'latency'\]",
+        ),
+        ({"n_trials": "abc"}, r"n_trials='abc' is invalid: expected an integer >= 1"),
+        ({"image_sizes": 32}, r"image_sizes=32 is invalid: expected a list of integers >= 16"),
+        ({"sampler": "nsgaii"}, r"sampler='nsgaii' is invalid.*did you mean 'nsga2'"),
+        ({"trials": 5}, r"unknown search parameter 'trials'"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            SearchConfig.from_dict(bad)
+
+
+def check_silent_database(hostile, cached):
+    import socket
+    import threading
+    import time
+
+    from trashkit.search import SearchConfig, load_study
+
+    server = socket.create_server(("127.0.0.1", 0))  # accepts, then never says a word
+    held = []
+    threading.Thread(target=lambda: held.append(server.accept()), daemon=True).start()
+    port = server.getsockname()[1]
+    cfg = SearchConfig(storage=f"postgresql://alice:s3cret@127.0.0.1:{port}/db", connect_timeout=1)
+    t0 = time.perf_counter()
+    with pytest.raises(ConnectionError, match=rf"127\.0\.0\.1:{port}/db within 1 s") as err:
+        load_study(cfg, hostile["root"])
+    assert time.perf_counter() - t0 < 20 and "s3cret" not in str(err.value)
+    server.close()
 
 
 def check_newer(hostile, cached):
@@ -358,7 +621,25 @@ TABLE = [
         "error naming the model and the mismatch",
         check_mismatch,
     ),
+    (
+        "checkpoint whose architecture names attributes (`__class__.forward`), unknown types "
+        "or bad arguments",
+        "refused before anything is built: only child modules of the network are replaced, "
+        "only Conv2d / Linear / BatchNorm with checked arguments",
+        check_architecture_escape,
+    ),
+    (
+        "checkpoint declaring a huge layer (10⁶ × 10⁶ Linear, or a few GB)",
+        "refused before allocating: sizes are checked on the meta device against the weights "
+        "present and MAX_PARAMS (50M)",
+        check_declared_size,
+    ),
     ("checkpoint from a newer trashkit", "refused, with the versions", check_newer),
+    (
+        'chapter file name with HTML in it (`"><img onerror=…>`)',
+        "the book escapes it in every link and title (URL-encoded, then attribute-escaped)",
+        check_book_names,
+    ),
     (
         "evaluation images of a class the model does not know",
         "error naming the class",
@@ -370,6 +651,41 @@ TABLE = [
         check_reused_folder,
     ),
     ("Optuna storage URL that is not a URL", "fails at once with examples", check_storage_url),
+    (
+        "search parameter of the wrong type or value (objective=flops, n_trials=abc, "
+        "image_sizes=32)",
+        "error naming the parameter and what it expects (with a close match)",
+        check_search_parameters,
+    ),
+    (
+        "PostgreSQL URL of a server that accepts the connection but never answers",
+        "fails after connect_timeout seconds naming the host, never the password",
+        check_silent_database,
+    ),
+    (
+        "two trainings started into one folder at once, or `--resume` of a run still training",
+        "the second is refused with the holder's pid, host, start time and command (a lock "
+        "held for the life of the run; freed by the kernel even on kill -9)",
+        check_concurrent_runs,
+    ),
+    (
+        "a run whose config fails only when it starts (model=tinyy, device=foo, device=cuda "
+        "on a CPU machine, seed 2⁷⁰, a missing class, a pickled init_from / teacher)",
+        "error naming the parameter before config.json is written: no folder is left behind",
+        check_checked_before_written,
+    ),
+    (
+        "a run started on a GPU resumed on a CPU machine",
+        "resume takes the machine's device / workers anew; the run's own parameters stay",
+        check_machine_on_resume,
+    ),
+    (
+        "scores.json with F1 7.5 or negative MACs, naming another run's checkpoint, or outside "
+        "the leaderboard's folder",
+        "rejected and listed by name with the reason (schema and ranges checked; a score "
+        "counts only for the checkpoint file it scored, by SHA-256)",
+        check_forged_scores,
+    ),
 ]
 
 
@@ -378,13 +694,36 @@ def test_row_holds(row, hostile, cached):
     row[2](hostile, cached)
 
 
-def test_readme_shows_every_row():
-    readme = (REPO / "README.md").read_text()
-    missing = [f"{a} -> {b}" for a, b, _ in TABLE if f"| {a} | {b} |" not in readme]
-    assert not missing, "README table rows missing or different:\n" + "\n".join(missing)
+DOCS = REPO / "docs" / "bad-input.md"
+
+
+def render_docs() -> str:
+    """docs/bad-input.md, made from :data:`TABLE` (so the page and the tests cannot drift)."""
+    rows = "".join(f"| {a} | {b} |\n" for a, b, _ in TABLE)
+    return (
+        "# Bad input → what trashkit does\n\n"
+        "<!-- generated from tests/test_hostile.py by `make docs`; edit the TABLE there -->\n\n"
+        "Data, checkpoints and parameters come from people and files nobody checked. Each row "
+        "below is a check in `tests/test_hostile.py`, run against one generated hostile dataset "
+        "(image folders, a COCO file, YAMLs, checkpoints, run folders, a silent database "
+        "server on 127.0.0.1) by `make check` and `make test`.\n\n"
+        f"| input | what trashkit does |\n|---|---|\n{rows}"
+    )
+
+
+def test_docs_table_is_generated_from_the_rows():
+    assert DOCS.is_file() and DOCS.read_text() == render_docs(), (
+        "docs/bad-input.md is not what tests/test_hostile.py's TABLE says: run `make docs`"
+    )
 
 
 def test_no_row_is_forgotten():
     """Every check_* function of this module is a row of the table."""
     checks = {name for name in globals() if name.startswith("check_")}
     assert checks == {r[2].__name__ for r in TABLE}
+
+
+if __name__ == "__main__":
+    DOCS.parent.mkdir(exist_ok=True)
+    DOCS.write_text(render_docs())
+    print(f"wrote {DOCS} ({len(TABLE)} rows)")

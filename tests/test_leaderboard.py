@@ -1,8 +1,13 @@
-"""The leaderboard joins a training run's metrics.json with chapter 5's scores.json."""
+"""The leaderboard joins a training run's metrics.json with chapter 5's scores.json, and
+takes neither on trust."""
 
 import json
 
-from trashkit.scoring import leaderboard
+import pytest
+
+from trashkit.scoring import checkpoint_sha256, find_checkpoint, find_runs, leaderboard
+
+RESOLVED = "/data/synthetic/v1/crops"
 
 
 def write(path, payload) -> None:
@@ -10,25 +15,31 @@ def write(path, payload) -> None:
     path.write_text(json.dumps(payload))
 
 
-def test_scored_run_keeps_its_resolved_data_folder(tmp_path):
-    run = tmp_path / "outputs" / "x-train"
-    resolved = "/data/synthetic/v1/crops"
+def training_run(folder, f1=0.5, chapter=4, kind="train", model="tiny"):
+    """A finished run's three files (the checkpoint's bytes are all a score can tie to)."""
+    write(folder / "config.json", {"model": model, "chapter": chapter, "kind": kind})
     write(
-        run / "metrics.json",
+        folder / "metrics.json",
         {
-            "val_macro_f1": 0.5,
-            "model": "tiny",
-            "data": resolved,
+            "val_macro_f1": f1,
+            "model": model,
+            "data": RESOLVED,
             "macs": 1000,
             "params": 10,
             "input_size": 64,
             "epochs": 3,
         },
     )
+    (folder / "best.pt").write_bytes(f"weights of {folder.name}".encode())
+    return folder
+
+
+def scores(path, checkpoint, **fields):
     write(
-        tmp_path / "outputs" / "y-score" / "scores.json",
+        path,
         {
-            "checkpoint": str(run / "best.pt"),
+            "checkpoint": str(checkpoint),
+            "checkpoint_sha256": checkpoint_sha256(checkpoint),
             "model": "tiny",
             "data": "default",
             "f1": 0.4,
@@ -36,27 +47,28 @@ def test_scored_run_keeps_its_resolved_data_folder(tmp_path):
             "macs": 1000,
             "params": 10,
             "input_size": 64,
+            **fields,
         },
     )
+
+
+def test_scored_run_keeps_its_resolved_data_folder(tmp_path):
+    run = training_run(tmp_path / "outputs" / "x-train")
+    scores(tmp_path / "outputs" / "y-score" / "scores.json", run / "best.pt")
     board = leaderboard(tmp_path / "outputs")
     assert len(board) == 1, board  # one run, not one row per json file
     row = board.iloc[0]
-    assert row["data"] == resolved  # chapter 7 filters runs on the resolved folder
+    assert row["data"] == RESOLVED  # chapter 7 filters runs on the resolved folder
     assert row["f1"] == 0.4 and row["f1 on"] == "test split"  # the scored F1 replaces val's
+    assert (row["chapter"], row["kind"]) == (4, "train") and not board.attrs["rejected"]
 
 
-def test_scores_without_training_run_keep_their_own_data(tmp_path):
-    write(
-        tmp_path / "s" / "scores.json",
-        {
-            "checkpoint": "/elsewhere/best.pt",
-            "model": "m",
-            "data": "/d",
-            "f1": 0.7,
-            "macs": 5,
-            "params": 1,
-            "input_size": 32,
-        },
-    )
-    board = leaderboard(tmp_path)
-    assert list(board["data"]) == ["/d"] and list(board["f1 on"]) == ["?"]
+def test_runs_are_found_by_their_config_not_their_folder_name(tmp_path):
+    training_run(tmp_path / "a-train", chapter=6, kind="trial")
+    wanted = training_run(tmp_path / "zzz", chapter=4, kind="train")
+    training_run(tmp_path / "c-train", chapter=7, kind="student")
+    assert find_runs(tmp_path, chapter=4) == [wanted]
+    assert find_checkpoint(tmp_path) == wanted / "best.pt"
+    assert len(find_runs(tmp_path)) == 3
+    with pytest.raises(FileNotFoundError, match="no finished run of chapter 5"):
+        find_checkpoint(tmp_path, chapter=5)

@@ -17,16 +17,33 @@ from trashkit.train import StopAfter, train
 pytestmark = pytest.mark.slow
 
 
-def test_a_run_that_failed_before_its_first_epoch_resumes(tmp_path, tiny_crops, isolated_home):
+def test_a_run_that_failed_before_its_first_epoch_leaves_nothing(
+    tmp_path, tiny_crops, isolated_home
+):
     data = tmp_path / "data"
     cfg = tiny_config(data, epochs=1)
     with pytest.raises(FileNotFoundError):  # the data is not there yet
         train(cfg, tmp_path / "run", progress=False)
-    assert (tmp_path / "run" / "config.json").is_file()
-    with pytest.raises(FileExistsError, match="never finished an epoch; pass resume=True"):
-        train(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()  # checked before config.json: no run left behind
     shutil.copytree(tiny_crops, data)
-    metrics = train(None, tmp_path / "run", resume=True, progress=False)
+    assert train(cfg, tmp_path / "run", progress=False)["epochs"] == 1
+
+
+def test_a_run_killed_in_its_first_epoch_restarts_with_corrected_values(
+    tmp_path, tiny_crops, isolated_home
+):
+    """A folder holding only the config of a run that never finished an epoch (killed in
+    epoch 1) takes a new run with corrected values, or resumes with its own."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(tiny_config(tiny_crops, epochs=9)))
+    (run / ".config.json.4242.tmp").write_text("{half a")  # an interrupted save
+    metrics = train(tiny_config(tiny_crops, epochs=1), run, progress=False)
+    assert metrics["epochs"] == 1 and not list(run.glob(".*.tmp"))
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "config.json").write_text(json.dumps(tiny_config(tiny_crops, epochs=1)))
+    metrics = train(None, again, resume=True, progress=False)
     assert metrics["epochs"] == 1
     assert any("no epoch had finished" in n for n in metrics["notes"])
 

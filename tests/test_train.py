@@ -16,7 +16,7 @@ KEYS = ("val_macro_f1", "val_acc", "best_epoch", "macs", "params")
 
 
 def weights(path):
-    return load_checkpoint(path).model
+    return load_checkpoint(path).weights
 
 
 def same_weights(a, b):

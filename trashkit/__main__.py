@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         from .search import SearchConfig, run_search, finished
 
         kwargs = key_values(args.set, {f.name for f in dataclasses.fields(SearchConfig)}, "search")
-        study = run_search(SearchConfig(**kwargs), args.output_dir)
+        study = run_search(SearchConfig.from_dict(kwargs), args.output_dir)
         print(f"study {study.study_name}: {len(finished(study))} finished trials")
         return 0
     if args.cmd == "book":

@@ -38,6 +38,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 from collections.abc import Iterable
 from typing import Any
 
@@ -474,11 +475,23 @@ def _run_box(info: dict, params: dict, command: str, error: str | None = None) -
     )
 
 
+def href(name: str) -> str:
+    """A file name as an ``href`` value: percent-encoded as a URL path, then escaped for an
+    HTML attribute (a chapter file named ``"><img onerror=...>`` stays a file name)."""
+    return html.escape(quote(name), quote=True)
+
+
 def _nav(prev: tuple | None, nxt: tuple | None) -> str:
     left = (
-        f'<a rel="prev" href="{prev[0]}">← {html.escape(prev[1])}</a>' if prev else "<span></span>"
+        f'<a rel="prev" href="{href(prev[0])}">← {html.escape(prev[1])}</a>'
+        if prev
+        else "<span></span>"
     )
-    right = f'<a rel="next" href="{nxt[0]}">{html.escape(nxt[1])} →</a>' if nxt else "<span></span>"
+    right = (
+        f'<a rel="next" href="{href(nxt[0])}">{html.escape(nxt[1])} →</a>'
+        if nxt
+        else "<span></span>"
+    )
     return f'<nav class="book-nav">{left}<a href="index.html">Contents</a>{right}</nav>'
 
 
@@ -528,9 +541,9 @@ def render_page(
     top = (
         f'<header class="book-bar"><span class="book-title"><a href="index.html">trashkit '
         f"workbook</a> › {html.escape(title)}</span>"
-        + (f'<a rel="prev" href="{prev[0]}">← previous</a>' if prev else "")
+        + (f'<a rel="prev" href="{href(prev[0])}">← previous</a>' if prev else "")
         + '<a href="index.html">contents</a>'
-        + (f'<a rel="next" href="{nxt[0]}">next →</a>' if nxt else "")
+        + (f'<a rel="next" href="{href(nxt[0])}">next →</a>' if nxt else "")
         + "</header>"
         + f'<nav class="book-box book-toc"><details open><summary>On this page</summary>'
         f"<ol>{toc}</ol></details></nav>" + _run_box(info, params, command, error)
@@ -558,7 +571,8 @@ def _index_html(rows: str, first: str, params: dict, info: dict, command: str) -
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
 <title>trashkit workbook</title><style>{_INDEX_CSS}{_CSS}</style></head>
 <body class="book-index"><header class="book-bar">
-<span class="book-title">trashkit workbook</span><a href="{first}">start reading →</a></header>
+<span class="book-title">trashkit workbook</span>
+<a href="{href(first)}">start reading →</a></header>
 <main><h1 id="contents">trashkit: a model-optimization workbook</h1>
 <p>Every chapter below was executed on {date} and rendered with its outputs and figures.
 The interactive widgets appear only when you open the notebooks themselves in JupyterLab.</p>
@@ -601,7 +615,7 @@ def render_book(
             resource_dir=resource_dir or Path(r["source"]).parent,
         )
     rows = "".join(
-        f'<li><a href="{name}">{html.escape(title)}</a>'
+        f'<li><a href="{href(name)}">{html.escape(title)}</a>'
         + (' <span class="book-failed">(stopped with an error)</span>' if r.get("error") else "")
         + f" <small>(ran in {r['seconds']:.0f} s)</small>"
         + (f"<p>{html.escape(summary)}</p>" if summary else "")

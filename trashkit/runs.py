@@ -44,8 +44,10 @@ def new_run_dir(name: str = "", base: Path | str | None = None) -> Path:
 
 
 def is_empty_dir(path: Path) -> bool:
-    """True for a folder that does not exist yet or holds nothing."""
-    return not path.exists() or (path.is_dir() and not any(path.iterdir()))
+    """True for a folder that does not exist yet or holds nothing (but its run lock)."""
+    return not path.exists() or (
+        path.is_dir() and not any(p.name != ".lock" for p in path.iterdir())
+    )
 
 
 def resolve_output_dir(output_dir: str | Path | None, name: str) -> Path:
@@ -88,3 +90,64 @@ def write_json(path: str | Path, obj: Any) -> Path:
 def write_csv(path: str | Path, frame, **kwargs) -> Path:
     """Atomic ``DataFrame.to_csv`` (the frame is rendered in memory first)."""
     return write_atomic(path, frame.to_csv(**kwargs))
+
+
+LOCK_NAME = ".lock"
+
+
+class RunLocked(RuntimeError):
+    """Another process holds the run folder; the message names it."""
+
+
+class RunLock:
+    """An exclusive lock on a run folder, held for the life of a run.
+
+    ``fcntl.flock`` on ``<folder>/.lock``: the kernel releases it when the process ends, even
+    on ``kill -9``, so a crashed run never leaves a folder stuck, while a second process (a
+    second training started into the same folder, a ``--resume`` of a run still training)
+    gets :class:`RunLocked` naming the holder written in the file (pid, host, start, command).
+    """
+
+    def __init__(self, folder: str | Path):
+        import fcntl
+        import socket
+        import sys
+
+        self.path = Path(folder) / LOCK_NAME
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "a+")
+        try:
+            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._fh.seek(0)
+            holder = self._fh.read().strip() or "another process"
+            self._fh.close()
+            raise RunLocked(
+                f"{folder} is in use by {holder}; wait for it to finish or choose another folder"
+            ) from None
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        command = " ".join(sys.argv)[:200]
+        self._fh.seek(0)
+        self._fh.truncate()
+        self._fh.write(f"process {os.getpid()} on {socket.gethostname()} since {stamp} ({command})")
+        self._fh.flush()
+
+    def release(self) -> None:
+        """Let the next process in (the file stays: it only ever names the last holder)."""
+        if not self._fh.closed:
+            self._fh.close()
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete what interrupted :func:`write_atomic` calls left in ``folder`` (call it while
+    holding the folder's :class:`RunLock`: then no write of ours is in flight there)."""
+    stale = [p for p in Path(folder).glob(".*.tmp") if re.fullmatch(r"\..+\.\d+\.tmp", p.name)]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale

@@ -18,8 +18,8 @@ from torch import nn
 
 from ..checkpoint import Checkpoint, describe_architecture, load_checkpoint, save_checkpoint
 from ..complexity import official_macs
-from ..data import normalize_batch, prepare_split
-from ..train import TrainConfig, train
+from ..data import normalize_batch
+from ..train import TrainConfig, run_split, train
 from .decompose import decompose_model
 from .onnx_rt import OrtModel, export_onnx, quantize_int8
 from .prune import prune_to_macs
@@ -43,15 +43,7 @@ class Study:
             cfg["data"] = data
         self.cfg = TrainConfig.from_dict(cfg)
         self.out = out
-        self.data = prepare_split(
-            self.cfg.data,
-            self.cfg.image_size,
-            self.cfg.val_fraction,
-            self.cfg.test_fraction,
-            self.cfg.split_seed,
-            self.cfg.classes,
-            progress=False,
-        )
+        self.data = run_split(self.cfg)
         self.eval_split = "test" if len(self.data.test_idx) else "val"
         idx = np.sort(self.data.test_idx if len(self.data.test_idx) else self.data.val_idx)
         self.eval_images = torch.from_numpy(np.array(self.data.cache.images[idx]))
@@ -80,7 +72,9 @@ class Study:
         if not (folder / "metrics.json").is_file():
             resume = (folder / "config.json").is_file()
             train(
-                None if resume else replace(self.cfg, epochs=epochs, **overrides),
+                None
+                if resume
+                else replace(self.cfg, epochs=epochs, chapter=7, kind=name, **overrides),
                 folder,
                 resume=resume,
                 progress=False,
@@ -93,7 +87,7 @@ class Study:
         save_checkpoint(
             path,
             Checkpoint(
-                model=model.state_dict(),
+                weights=model.state_dict(),
                 classes=self.data.classes,
                 config=self.cfg.to_dict(),
                 image_size=self.size,

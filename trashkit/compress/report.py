@@ -14,8 +14,7 @@ from torch import nn
 
 from ..complexity import measure_latency, official_macs
 from ..metrics import macro_f1, predict
-from ..checkpoint import load_checkpoint
-from ..scoring import COMPETITION_TEST_IMAGES, leaderboard, score_macs, score_time
+from ..scoring import COMPETITION_TEST_IMAGES, score_macs, score_time
 from .onnx_rt import OrtModel
 
 
@@ -153,69 +152,6 @@ def plot_sensitivity(scan: pd.DataFrame, path: Path | None = None):
     )
     ax.invert_xaxis()
     ax.legend()
-    fig.tight_layout()
-    if path:
-        fig.savefig(path, dpi=100)
-    return fig
-
-
-def chapter_of(run: str) -> str:
-    """Which chapter wrote a run folder, from the names the chapters give their folders."""
-    if "automl" in run or "trial_" in run or "search" in run:
-        return "6 (search trial)"
-    if "compress" in run:
-        return "7 (compression)"
-    if run.endswith("train") or "04_train" in run:
-        return "4 (training)"
-    return "other"
-
-
-def cross_chapter_runs(roots: list[Path], data: str, latency_runs: int = 20) -> pd.DataFrame:
-    """The leaderboard (:func:`trashkit.scoring.leaderboard`) of every run under ``roots``
-    trained on ``data``, with the chapter that made it and a batch-1 latency measured here.
-
-    Why: chapters 4, 6 and 7 each report their own table; only one chart over all of them
-    shows which route reached which F1 at which cost. Latency is re-measured on this machine
-    (the leaderboard stores it only for runs chapter 5 scored).
-    """
-    frames = []
-    for root in dict.fromkeys(Path(r).resolve() for r in roots):
-        board = leaderboard(root) if root.is_dir() else pd.DataFrame()
-        if not board.empty:
-            frames.append(board.assign(folder=[str(root / r) for r in board.run]))
-    if not frames:
-        return pd.DataFrame()
-    df = pd.concat(frames).drop_duplicates("folder")
-    df = df[df["data"] == data].copy()
-    df["chapter"] = [chapter_of(f) for f in df.folder]
-    lat = []
-    for r in df.itertuples():
-        ckpt, size = Path(r.folder) / "best.pt", int(r.input_size)
-        lat.append(
-            measure_latency(
-                load_checkpoint(ckpt).build_model("cpu"), (3, size, size), runs=latency_runs
-            ).median_ms
-            if ckpt.is_file()
-            else np.nan
-        )
-    df["latency_ms"] = lat
-    return df.reset_index(drop=True)
-
-
-def plot_cross_chapter(df: pd.DataFrame, path: Path | None = None):
-    """Macro-F1 against official MACs and against batch-1 latency, one colour per chapter."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for chapter, part in df.groupby("chapter"):
-        for ax, col in zip(axes, ("macs", "latency_ms")):
-            ax.scatter(part[col], part.f1, label=chapter, alpha=0.8)
-    axes[0].set(
-        xscale="log", xlabel="official MACs", ylabel="macro-F1 (each run's own validation split)"
-    )
-    axes[1].set(xlabel="batch-1 CPU latency (ms, measured now)")
-    axes[0].legend(fontsize=8)
-    fig.suptitle("every run on this data: chapters 4, 6 and 7")
     fig.tight_layout()
     if path:
         fig.savefig(path, dpi=100)

@@ -29,8 +29,12 @@ def normalize_batch(x: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> to
     return x.to(torch.float32).sub_(m).div_(s)
 
 
-def cutout(x: torch.Tensor, size_fraction: float = 0.25, fill: float | tuple = 0.0,
-           generator: torch.Generator | None = None) -> torch.Tensor:
+def cutout(
+    x: torch.Tensor,
+    size_fraction: float = 0.25,
+    fill: float | tuple = 0.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Paint one random square per image with ``fill`` (DeVries & Taylor, 2017), in place.
 
     The square's side is ``size_fraction`` of the image and its centre may lie anywhere, so
@@ -45,7 +49,9 @@ def cutout(x: torch.Tensor, size_fraction: float = 0.25, fill: float | tuple = 0
     cx = torch.randint(0, w, (b,), generator=generator).tolist()
     value = torch.as_tensor(fill, dtype=x.dtype, device=x.device).reshape(-1, 1, 1)
     for i in range(b):
-        x[i, :, max(0, cy[i] - half):cy[i] + half + 1, max(0, cx[i] - half):cx[i] + half + 1] = value
+        rows = slice(max(0, cy[i] - half), cy[i] + half + 1)
+        cols = slice(max(0, cx[i] - half), cx[i] + half + 1)
+        x[i, :, rows, cols] = value
     return x
 
 
@@ -61,8 +67,9 @@ def resized_crop(x: torch.Tensor, min_scale: float) -> torch.Tensor:
     theta[:, 0, 2] = (torch.rand(b) * 2 - 1) * (1 - w)
     theta[:, 1, 2] = (torch.rand(b) * 2 - 1) * (1 - h)
     grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
-    out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="border",
-                        align_corners=False)
+    out = F.grid_sample(
+        x.float(), grid, mode="bilinear", padding_mode="border", align_corners=False
+    )
     return out.round_().clamp_(0, 255).to(torch.uint8)
 
 
@@ -75,10 +82,19 @@ class BatchAugment:
     resized crop (area from ``crop_scale`` to 1); ``cutout`` > 0 paints one square per image.
     """
 
-    def __init__(self, randaugment: tuple[int, int] | None = (2, 9), crop_scale: float = 0.0,
-                 cutout: float = 0.0, flip: bool = True, group: int = 4):
-        self.ra = (v2.RandAugment(num_ops=randaugment[0], magnitude=randaugment[1])
-                   if randaugment and randaugment[0] > 0 else None)
+    def __init__(
+        self,
+        randaugment: tuple[int, int] | None = (2, 9),
+        crop_scale: float = 0.0,
+        cutout: float = 0.0,
+        flip: bool = True,
+        group: int = 4,
+    ):
+        self.ra = (
+            v2.RandAugment(num_ops=randaugment[0], magnitude=randaugment[1])
+            if randaugment and randaugment[0] > 0
+            else None
+        )
         self.crop_scale, self.cutout, self.flip = crop_scale, cutout, flip
         self.group = max(1, group)
 

@@ -65,8 +65,7 @@ def cache_key(samples: Sequence[Sample], size: int) -> str:
         except FileNotFoundError:
             stamp = "missing"
         # the path as scanned (the cache hands these back) and the file it leads to
-        h.update(f"|{Path(s.path).absolute()}|{Path(s.path).resolve()}|{stamp}|{s.label}"
-                 .encode())
+        h.update(f"|{Path(s.path).absolute()}|{Path(s.path).resolve()}|{stamp}|{s.label}".encode())
     return h.hexdigest()[:16]
 
 
@@ -93,8 +92,9 @@ def _split_missing(samples: Sequence[Sample]) -> tuple[list[Sample], list[tuple[
     return present, missing
 
 
-def _decode_all(samples: Sequence[Sample], size: int, workers: int,
-                progress: bool) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+def _decode_all(
+    samples: Sequence[Sample], size: int, workers: int, progress: bool
+) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
     """Decode every sample (PIL releases the GIL, so threads help): images, ok mask, skips."""
     out = np.empty((len(samples), 3, size, size), dtype=np.uint8)
     ok = np.zeros(len(samples), dtype=bool)
@@ -109,8 +109,13 @@ def _decode_all(samples: Sequence[Sample], size: int, workers: int,
             return i, exc.reason
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        for i, err in tqdm(pool.map(work, range(len(samples))), total=len(samples),
-                           desc=f"caching {size}px", unit="img", disable=not progress):
+        for i, err in tqdm(
+            pool.map(work, range(len(samples))),
+            total=len(samples),
+            desc=f"caching {size}px",
+            unit="img",
+            disable=not progress,
+        ):
             if err is None:
                 ok[i] = True
             else:
@@ -124,8 +129,13 @@ def _warn_skipped(skipped: list[tuple[str, str]]) -> None:
         warnings.warn(f"skipped {path}: {why}", stacklevel=3)
 
 
-def build_cache(samples: Sequence[Sample], size: int, cache_dir: Path | str,
-                workers: int = 2, progress: bool = True) -> ImageCache:
+def build_cache(
+    samples: Sequence[Sample],
+    size: int,
+    cache_dir: Path | str,
+    workers: int = 2,
+    progress: bool = True,
+) -> ImageCache:
     """Load the cache for ``(samples, size)`` from ``cache_dir`` or build it.
 
     Images are resized to ``size x size`` (crops vary in aspect; like the competition's
@@ -142,10 +152,16 @@ def build_cache(samples: Sequence[Sample], size: int, cache_dir: Path | str,
     npy, meta = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
     if npy.is_file() and meta.is_file():
         info = json.loads(meta.read_text())
-        return ImageCache(np.load(npy, mmap_mode="r"), np.array(info["labels"], dtype=np.int64),
-                          info["paths"], size, key,
-                          missing + [tuple(s) for s in info["skipped"]],
-                          info["build_seconds"], from_disk=True)
+        return ImageCache(
+            np.load(npy, mmap_mode="r"),
+            np.array(info["labels"], dtype=np.int64),
+            info["paths"],
+            size,
+            key,
+            missing + [tuple(s) for s in info["skipped"]],
+            info["build_seconds"],
+            from_disk=True,
+        )
     t0 = time.perf_counter()
     out, ok, skipped = _decode_all(samples, size, workers, progress)
     _warn_skipped(skipped)
@@ -155,10 +171,19 @@ def build_cache(samples: Sequence[Sample], size: int, cache_dir: Path | str,
     seconds = time.perf_counter() - t0
     tmp = cache_dir / f".{key}.{os.getpid()}.tmp.npy"
     np.save(tmp, out[ok])
-    meta.with_suffix(".json.tmp").write_text(json.dumps(
-        {"labels": labels.tolist(), "paths": paths, "skipped": skipped, "size": size,
-         "build_seconds": seconds}))
+    meta.with_suffix(".json.tmp").write_text(
+        json.dumps(
+            {
+                "labels": labels.tolist(),
+                "paths": paths,
+                "skipped": skipped,
+                "size": size,
+                "build_seconds": seconds,
+            }
+        )
+    )
     os.replace(meta.with_suffix(".json.tmp"), meta)
     os.replace(tmp, npy)
-    return ImageCache(np.load(npy, mmap_mode="r"), labels, paths, size, key, missing + skipped,
-                      seconds)
+    return ImageCache(
+        np.load(npy, mmap_mode="r"), labels, paths, size, key, missing + skipped, seconds
+    )

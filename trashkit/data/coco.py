@@ -44,8 +44,15 @@ from .mapping import load_mapping, resolve_mapping
 from .split import stratified_split
 
 #: status values in pipeline order; "kept" survives every step
-DROP_STEPS = ("bad_box", "missing_image", "unsafe_path", "unknown_category", "unmapped",
-              "overlap", "aspect")
+DROP_STEPS = (
+    "bad_box",
+    "missing_image",
+    "unsafe_path",
+    "unknown_category",
+    "unmapped",
+    "overlap",
+    "aspect",
+)
 STEP_NAMES = {
     "annotations": "0 annotations in file",
     "bad_box": "1 crop: valid boxes",
@@ -58,8 +65,26 @@ STEP_NAMES = {
 }
 UNMAPPED = "(unmapped)"
 #: the crop table's columns, in order
-COLUMNS = ["ann_id", "image_id", "file_name", "category_id", "category", "supercategory", "cls",
-           "x", "y", "w", "h", "clipped", "status", "partner", "iou", "split", "area", "aspect"]
+COLUMNS = [
+    "ann_id",
+    "image_id",
+    "file_name",
+    "category_id",
+    "category",
+    "supercategory",
+    "cls",
+    "x",
+    "y",
+    "w",
+    "h",
+    "clipped",
+    "status",
+    "partner",
+    "iou",
+    "split",
+    "area",
+    "aspect",
+]
 
 
 @dataclass
@@ -110,8 +135,10 @@ def _entry_ids(raw: dict, kind: str, path: Path) -> list[int]:
     ids = [_as_int(e.get("id")) for e in entries]
     bad = [k for k, i in enumerate(ids) if i is None]
     if bad:
-        raise ValueError(f"{path}: {kind} entries at position(s) {bad[:10]} have no integer "
-                         f"'id' ({len(bad)} in all)")
+        raise ValueError(
+            f"{path}: {kind} entries at position(s) {bad[:10]} have no integer "
+            f"'id' ({len(bad)} in all)"
+        )
     return ids
 
 
@@ -119,8 +146,10 @@ def _refuse_duplicates(ids: list[int], kind: str, path: Path, why: str) -> None:
     """Error naming the file, the kind of id and every repeated id (``why`` says the harm)."""
     dup = sorted(i for i, n in Counter(ids).items() if n > 1)
     if dup:
-        raise ValueError(f"{path}: duplicate {kind} id(s) {dup[:20]}"
-                         f"{f' ({len(dup)} in all)' if len(dup) > 20 else ''}: {why}")
+        raise ValueError(
+            f"{path}: duplicate {kind} id(s) {dup[:20]}"
+            f"{f' ({len(dup)} in all)' if len(dup) > 20 else ''}: {why}"
+        )
 
 
 def _check_images(images: dict[int, dict], path: Path) -> None:
@@ -129,14 +158,18 @@ def _check_images(images: dict[int, dict], path: Path) -> None:
     Why: they locate the photo and clip its boxes; a raw KeyError deep in step 1 names neither
     the file nor the image.
     """
-    rules = {"file_name": lambda v: isinstance(v, str) and v.strip() != "",
-             "width": lambda v: _is_number(v) and math.isfinite(v) and v > 0,
-             "height": lambda v: _is_number(v) and math.isfinite(v) and v > 0}
+    rules = {
+        "file_name": lambda v: isinstance(v, str) and v.strip() != "",
+        "width": lambda v: _is_number(v) and math.isfinite(v) and v > 0,
+        "height": lambda v: _is_number(v) and math.isfinite(v) and v > 0,
+    }
     for name, ok in rules.items():
         bad = [i for i, im in images.items() if not ok(im.get(name))]
         if bad:
-            raise ValueError(f"{path}: image id(s) {bad[:10]} have a missing or invalid "
-                             f"{name!r} ({len(bad)} image(s) in all)")
+            raise ValueError(
+                f"{path}: image id(s) {bad[:10]} have a missing or invalid "
+                f"{name!r} ({len(bad)} image(s) in all)"
+            )
 
 
 def _duplicate_annotations(raw: dict, ids: list[int], path: Path) -> list[int]:
@@ -149,12 +182,17 @@ def _duplicate_annotations(raw: dict, ids: list[int], path: Path) -> list[int]:
     pairs = Counter((_as_int(a.get("image_id")), i) for a, i in zip(raw["annotations"], ids))
     same = sorted({i for (_, i), n in pairs.items() if n > 1})
     if same:
-        raise ValueError(f"{path}: duplicate annotation id(s) {same[:20]} within one image: "
-                         "their crops and overlap partners would be confused")
+        raise ValueError(
+            f"{path}: duplicate annotation id(s) {same[:20]} within one image: "
+            "their crops and overlap partners would be confused"
+        )
     dup = sorted(i for i, n in Counter(ids).items() if n > 1)
     if dup:
-        warnings.warn(f"{path}: annotation id(s) {dup} are each used on more than one image; "
-                      "rows are told apart by (image_id, ann_id)", stacklevel=3)
+        warnings.warn(
+            f"{path}: annotation id(s) {dup} are each used on more than one image; "
+            "rows are told apart by (image_id, ann_id)",
+            stacklevel=3,
+        )
     return dup
 
 
@@ -177,15 +215,18 @@ def load_coco(path: Path | str) -> CocoDataset:
     if missing:
         raise ValueError(f"{path}: not a COCO detection file, missing field(s) {missing}")
     ids = {kind: _entry_ids(raw, kind, path) for kind in ("images", "annotations", "categories")}
-    _refuse_duplicates(ids["images"], "image", path,
-                       "boxes would be cut from whichever entry came last")
-    _refuse_duplicates(ids["categories"], "category", path,
-                       "boxes would get whichever name came last")
+    _refuse_duplicates(
+        ids["images"], "image", path, "boxes would be cut from whichever entry came last"
+    )
+    _refuse_duplicates(
+        ids["categories"], "category", path, "boxes would get whichever name came last"
+    )
     images = dict(zip(ids["images"], raw["images"]))
     _check_images(images, path)
     dup_ann = _duplicate_annotations(raw, ids["annotations"], path)
-    return CocoDataset(path, images, raw["annotations"], raw["categories"], raw.get("info", {}),
-                       dup_ann)
+    return CocoDataset(
+        path, images, raw["annotations"], raw["categories"], raw.get("info", {}), dup_ann
+    )
 
 
 def _escapes_root(file_name: str) -> bool:
@@ -238,8 +279,9 @@ def iou_matrix(boxes: np.ndarray) -> np.ndarray:
         return np.where(union > 0, inter / union, 0.0)
 
 
-def overlap_drops(boxes: np.ndarray, ids: np.ndarray,
-                  threshold: float) -> list[tuple[int, int, float]]:
+def overlap_drops(
+    boxes: np.ndarray, ids: np.ndarray, threshold: float
+) -> list[tuple[int, int, float]]:
     """The IoU rule for one image: ``(dropped_index, kept_partner_index, iou)`` triples.
 
     Every pair with IoU >= threshold loses its larger box (ties: the higher annotation id), all
@@ -254,8 +296,9 @@ def overlap_drops(boxes: np.ndarray, ids: np.ndarray,
     np.fill_diagonal(iou, 0.0)
     area = boxes[:, 2] * boxes[:, 3]
     # larger[i, j]: box i loses against box j
-    larger = (area[:, None] > area[None]) | ((area[:, None] == area[None]) &
-                                              (ids[:, None] > ids[None]))
+    larger = (area[:, None] > area[None]) | (
+        (area[:, None] == area[None]) & (ids[:, None] > ids[None])
+    )
     beats = (iou >= threshold) & larger
     out = []
     for i in np.flatnonzero(beats.any(axis=1)):
@@ -279,8 +322,7 @@ def _parse_bbox(bbox: Any) -> tuple[tuple[float, ...], str | None]:
     return tuple(float(v) for v in bbox), None
 
 
-def _annotation_row(ann: dict, coco: CocoDataset,
-                    cats: dict[int, dict]) -> tuple[dict, str | None]:
+def _annotation_row(ann: dict, coco: CocoDataset, cats: dict[int, dict]) -> tuple[dict, str | None]:
     """One annotation's fields, read defensively; the second value says why it is a bad box.
 
     Why defensive: one malformed annotation among thousands must cost one counted row, not a
@@ -295,12 +337,26 @@ def _annotation_row(ann: dict, coco: CocoDataset,
     image = coco.images.get(image_id) if image_id is not None else None
     cat = cats.get(cid, {})
     status = "bad_box" if why else ("kept" if image is not None else "missing_image")
-    row = dict(ann_id=_as_int(ann["id"]), image_id=image_id,
-               file_name=image["file_name"] if image else None, category_id=cid,
-               category=cat.get("name"), supercategory=cat.get("supercategory"), cls=None,
-               x=x, y=y, w=w, h=h, clipped=False, status=status, partner=pd.NA, iou=np.nan,
-               split=None, width=image["width"] if image else np.nan,
-               height=image["height"] if image else np.nan)
+    row = dict(
+        ann_id=_as_int(ann["id"]),
+        image_id=image_id,
+        file_name=image["file_name"] if image else None,
+        category_id=cid,
+        category=cat.get("name"),
+        supercategory=cat.get("supercategory"),
+        cls=None,
+        x=x,
+        y=y,
+        w=w,
+        h=h,
+        clipped=False,
+        status=status,
+        partner=pd.NA,
+        iou=np.nan,
+        split=None,
+        width=image["width"] if image else np.nan,
+        height=image["height"] if image else np.nan,
+    )
     return row, why
 
 
@@ -313,8 +369,14 @@ def _clip_boxes(df: pd.DataFrame) -> pd.Series:
     with np.errstate(invalid="ignore"):
         x0, y0 = np.maximum(x, 0.0), np.maximum(y, 0.0)
         x1, y1 = np.minimum(x + w, width), np.minimum(y + h, height)
-        ok = (np.isfinite(raw).all(axis=1) & (w > 0) & (h > 0) & (x1 - x0 >= 1) &
-              (y1 - y0 >= 1) & df.status.eq("kept").to_numpy())
+        ok = (
+            np.isfinite(raw).all(axis=1)
+            & (w > 0)
+            & (h > 0)
+            & (x1 - x0 >= 1)
+            & (y1 - y0 >= 1)
+            & df.status.eq("kept").to_numpy()
+        )
     box = np.column_stack([x0, y0, x1 - x0, y1 - y0])
     df.loc[ok, ["x", "y", "w", "h"]] = box[ok]
     df.loc[ok, "clipped"] = ~np.isclose(box[ok], raw[ok]).all(axis=1)
@@ -352,10 +414,13 @@ def crop_step(coco: CocoDataset | str | Path) -> pd.DataFrame:
     df = df.drop(columns=["width", "height"])
     df["area"] = df.w * df.h
     df["aspect"] = np.maximum(df.w / df.h, df.h / df.w).where((df.w > 0) & (df.h > 0))
-    df.attrs.update(source=str(coco.path), duplicate_ann_ids=list(coco.duplicate_ann_ids),
-                    bad_box_ann_ids=_ids_with(df, "bad_box"),
-                    bad_box_reasons={int(k): v for k, v in sorted(reasons.items())},
-                    unsafe_path_ann_ids=_ids_with(df, "unsafe_path"))
+    df.attrs.update(
+        source=str(coco.path),
+        duplicate_ann_ids=list(coco.duplicate_ann_ids),
+        bad_box_ann_ids=_ids_with(df, "bad_box"),
+        bad_box_reasons={int(k): v for k, v in sorted(reasons.items())},
+        unsafe_path_ann_ids=_ids_with(df, "unsafe_path"),
+    )
     return df
 
 
@@ -364,8 +429,7 @@ def _ids_with(df: pd.DataFrame, status: str) -> list[int]:
     return sorted(int(i) for i in df.ann_id[df.status == status])
 
 
-def map_step(df: pd.DataFrame, mapping: str | Path | dict,
-             categories: list[dict]) -> pd.DataFrame:
+def map_step(df: pd.DataFrame, mapping: str | Path | dict, categories: list[dict]) -> pd.DataFrame:
     """Step 2: give every row its class through the editable mapping table.
 
     ``categories`` are the COCO file's (``coco.categories``): the table matches names first,
@@ -378,14 +442,18 @@ def map_step(df: pd.DataFrame, mapping: str | Path | dict,
     known = {int(c["id"]) for c in categories}
     df = df.copy()
     cids = df.category_id.tolist()
-    df["cls"] = pd.Series([cat_class.get(c) if c is not pd.NA else None for c in cids],
-                          index=df.index)
+    df["cls"] = pd.Series(
+        [cat_class.get(c) if c is not pd.NA else None for c in cids], index=df.index
+    )
     live = df.status.eq("kept")
     unknown = live & ~df.category_id.isin(known)
     df.loc[unknown, "status"] = "unknown_category"
     df.loc[live & ~unknown & df.cls.isna(), "status"] = "unmapped"
-    df.attrs.update(mapping=table["origin"], classes=list(table["classes"]),
-                    unknown_category_ids=sorted({int(c) for c in df.category_id[unknown]}))
+    df.attrs.update(
+        mapping=table["origin"],
+        classes=list(table["classes"]),
+        unknown_category_ids=sorted({int(c) for c in df.category_id[unknown]}),
+    )
     return df
 
 
@@ -455,9 +523,14 @@ def split_step(df: pd.DataFrame, val_fraction: float = 0.2, seed: int = 42) -> p
     return df
 
 
-def build_crop_table(coco: CocoDataset | str | Path, mapping: str | Path | dict = "taco",
-                     iou_threshold: float = 0.4, aspect_bound: float = 4.0,
-                     val_fraction: float = 0.2, seed: int = 42) -> pd.DataFrame:
+def build_crop_table(
+    coco: CocoDataset | str | Path,
+    mapping: str | Path | dict = "taco",
+    iou_threshold: float = 0.4,
+    aspect_bound: float = 4.0,
+    val_fraction: float = 0.2,
+    seed: int = 42,
+) -> pd.DataFrame:
     """Run steps 1-5 on annotations alone; one row per annotation with its fate.
 
     Columns (``COLUMNS``): ann_id, image_id, file_name, category_id, category, supercategory,
@@ -490,8 +563,11 @@ def class_counts(df: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
     for split in ("train", "val"):
         if (df.split == split).any():
             table[split] = (df.split == split).groupby(key).sum()
-    cols = ["kept"] + [s for s in DROP_STEPS if s in table] + [
-        s for s in ("train", "val") if s in table]
+    cols = (
+        ["kept"]
+        + [s for s in DROP_STEPS if s in table]
+        + [s for s in ("train", "val") if s in table]
+    )
     table = table.reindex(columns=cols, fill_value=0)
     if by == "cls":
         extra = [UNMAPPED] if UNMAPPED in table.index else []
@@ -543,13 +619,17 @@ class CropExport:
         """One line for the notebook: what was written and every reason something was not."""
         s = f"{self.written} crops written to {self.out_dir}"
         if self.missing_images:
-            s += (f"; IMAGES MISSING: {len(self.missing_images)} image file(s) not found, e.g. "
-                  f"{self.missing_images[0]} (annotation-only statistics are still valid)")
+            s += (
+                f"; IMAGES MISSING: {len(self.missing_images)} image file(s) not found, e.g. "
+                f"{self.missing_images[0]} (annotation-only statistics are still valid)"
+            )
         if self.bad_images:
             s += f"; {len(self.bad_images)} unreadable image(s): {self.bad_images[:3]}"
         if self.unsafe_ann_ids:
-            s += (f"; REFUSED {len(self.unsafe_ann_ids)} annotation(s) whose file_name leads "
-                  f"outside the image root: ids {self.unsafe_ann_ids[:10]}")
+            s += (
+                f"; REFUSED {len(self.unsafe_ann_ids)} annotation(s) whose file_name leads "
+                f"outside the image root: ids {self.unsafe_ann_ids[:10]}"
+            )
         return s
 
 
@@ -558,8 +638,9 @@ def _crop_folder(out_dir: Path, split: str, cls: str) -> Path:
     return out_dir / TEST_DIR if split == "test" else out_dir / split / cls
 
 
-def _export_image(item: tuple[str, Path, pd.DataFrame], out_dir: Path,
-                  quality: int) -> tuple[int, str | None, str | None]:
+def _export_image(
+    item: tuple[str, Path, pd.DataFrame], out_dir: Path, quality: int
+) -> tuple[int, str | None, str | None]:
     """Cut one image's kept boxes: (crops written, missing file name, unreadable reason).
 
     One task per image so each photo is decoded once, whatever its number of boxes.
@@ -580,14 +661,18 @@ def _export_image(item: tuple[str, Path, pd.DataFrame], out_dir: Path,
             continue
         folder = _crop_folder(out_dir, r.split, r.cls)
         folder.mkdir(parents=True, exist_ok=True)
-        img.crop((x0, y0, x1, y1)).save(folder / f"{r.image_id}_{r.ann_id}.jpg",
-                                        quality=quality)
+        img.crop((x0, y0, x1, y1)).save(folder / f"{r.image_id}_{r.ann_id}.jpg", quality=quality)
         n += 1
     return n, None, None
 
 
-def export_crops(df: pd.DataFrame, image_root: Path | str | None, out_dir: Path | str,
-                 quality: int = 95, workers: int = 2) -> CropExport:
+def export_crops(
+    df: pd.DataFrame,
+    image_root: Path | str | None,
+    out_dir: Path | str,
+    quality: int = 95,
+    workers: int = 2,
+) -> CropExport:
     """Step 1 for real: cut every kept box out of its image into the competition layout.
 
     Writes ``out_dir/{train,val}/<Class>/<image_id>_<ann_id>.jpg`` (rows whose split is
@@ -614,8 +699,9 @@ def export_crops(df: pd.DataFrame, image_root: Path | str | None, out_dir: Path 
     result.unsafe_ann_ids.sort()
     work = partial(_export_image, out_dir=out_dir, quality=quality)
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        for n, missing, bad in tqdm(pool.map(work, items), total=len(items),
-                                    desc="cropping", unit="image"):
+        for n, missing, bad in tqdm(
+            pool.map(work, items), total=len(items), desc="cropping", unit="image"
+        ):
             result.written += n
             if missing:
                 result.missing_images.append(missing)

@@ -58,8 +58,10 @@ class ImageFolderScan:
 
     def report(self) -> str:
         """Human-readable scan result, listing every skipped file so nothing vanishes unseen."""
-        lines = [f"{self.root} [{self.layout}]: {len(self.samples)} images in "
-                 f"{len(self.classes)} classes"]
+        lines = [
+            f"{self.root} [{self.layout}]: {len(self.samples)} images in "
+            f"{len(self.classes)} classes"
+        ]
         if self.empty_classes:
             lines.append(f"  empty class folders: {', '.join(self.empty_classes)}")
         for path, why in self.skipped:
@@ -97,8 +99,9 @@ def detect_layout(root: Path | str) -> str:
     return "imagefolder"
 
 
-def _check_train_covers(root: Path, splits: tuple[str, ...],
-                        per_class: dict[str, list[tuple[Path, str]]]) -> None:
+def _check_train_covers(
+    root: Path, splits: tuple[str, ...], per_class: dict[str, list[tuple[Path, str]]]
+) -> None:
     """Refuse a class that has images in another split (val/) but none in train/.
 
     Why: train and val are used together, so such a class is one the model is asked about but
@@ -107,17 +110,23 @@ def _check_train_covers(root: Path, splits: tuple[str, ...],
     """
     if "train" not in splits or len(splits) < 2:
         return
-    lacking = {c: sorted({s for _, s in items}) for c, items in per_class.items()
-               if items and all(s != "train" for _, s in items)}
+    lacking = {
+        c: sorted({s for _, s in items})
+        for c, items in per_class.items()
+        if items and all(s != "train" for _, s in items)
+    }
     if lacking:
         where = "; ".join(f"{c!r} only in {'/, '.join(s)}/" for c, s in sorted(lacking.items()))
-        raise ValueError(f"{root}: class(es) {sorted(lacking)} have no images in train/ "
-                         f"({where}): a model trained here would never see them. Add training "
-                         f"images under {root / 'train'}/<Class>/ or remove those folders")
+        raise ValueError(
+            f"{root}: class(es) {sorted(lacking)} have no images in train/ "
+            f"({where}): a model trained here would never see them. Add training "
+            f"images under {root / 'train'}/<Class>/ or remove those folders"
+        )
 
 
-def scan_image_folder(root: Path | str, classes: list[str] | None = None,
-                      splits: tuple[str, ...] = ("",)) -> ImageFolderScan:
+def scan_image_folder(
+    root: Path | str, classes: list[str] | None = None, splits: tuple[str, ...] = ("",)
+) -> ImageFolderScan:
     """Scan ``root/<split>/<Class>/*`` for every split in ``splits`` ('' = ``root`` itself).
 
     ``classes`` fixes the class list and order (e.g. the 6 competition classes); by default it
@@ -148,15 +157,18 @@ def scan_image_folder(root: Path | str, classes: list[str] | None = None,
     else:
         unknown = [c for c in found if c not in classes]
         if unknown:
-            raise ValueError(f"{root}: class folder(s) {unknown} are not in the class list "
-                             f"{list(classes)}; add them to `classes` or remove the folders")
+            raise ValueError(
+                f"{root}: class folder(s) {unknown} are not in the class list "
+                f"{list(classes)}; add them to `classes` or remove the folders"
+            )
         class_list = list(classes)
         empty = [c for c in class_list if not per_class.get(c)]
     if not class_list:
         raise ValueError(f"{root}: every class folder is empty")
     index = {c: i for i, c in enumerate(class_list)}
-    samples = [Sample(path, index[c], split) for c in class_list
-               for path, split in per_class.get(c, [])]
+    samples = [
+        Sample(path, index[c], split) for c in class_list for path, split in per_class.get(c, [])
+    ]
     scan = ImageFolderScan(root, class_list, samples, skipped, empty)
     for c in empty:
         warnings.warn(f"{root}: class folder {c!r} has no images", stacklevel=2)
@@ -177,8 +189,10 @@ def load_source(root: Path | str, classes: list[str] | None = None) -> ImageFold
     """Labelled images of a competition layout (train+val together) or any image folder."""
     layout = detect_layout(root)
     if layout == "coco":
-        raise ValueError(f"{root} is a COCO annotation file: build crops first with "
-                         "trashkit.data.build_crop_table(...) and export_crops(...)")
+        raise ValueError(
+            f"{root} is a COCO annotation file: build crops first with "
+            "trashkit.data.build_crop_table(...) and export_crops(...)"
+        )
     splits = COMPETITION_SPLITS if layout == "competition" else ("",)
     scan = scan_image_folder(root, classes=classes, splits=splits)
     scan.layout = layout

@@ -16,7 +16,7 @@ batch seed, only the pixels live elsewhere.
 from __future__ import annotations
 
 import os
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -46,8 +46,15 @@ class EpochBatches(Sampler):
     Each item is ``(seed, positions)``; the seed feeds :class:`BatchAugment`.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int = 0, drop_last: bool = True,
-                 rank: int = 0, world: int = 1):
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        seed: int = 0,
+        drop_last: bool = True,
+        rank: int = 0,
+        world: int = 1,
+    ):
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.rank, self.world, self.epoch = rank, world, 0
         self.per_rank = -(-n // world)
@@ -64,10 +71,10 @@ class EpochBatches(Sampler):
     def __iter__(self) -> Iterator[tuple[int, list[int]]]:
         g = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
         order = torch.randperm(self.n, generator=g).tolist()
-        order += order[:self.per_rank * self.world - self.n]  # pad so every rank gets as many
-        mine = order[self.rank::self.world]
+        order += order[: self.per_rank * self.world - self.n]  # pad so every rank gets as many
+        mine = order[self.rank :: self.world]
         for b in range(len(self)):
-            pos = mine[b * self.batch_size:(b + 1) * self.batch_size]
+            pos = mine[b * self.batch_size : (b + 1) * self.batch_size]
             yield batch_seed(self.seed, self.epoch, b, self.rank), pos
 
 
@@ -79,8 +86,12 @@ class CachedDataset(Dataset):
     augmentation runs per batch inside each worker process instead of per image.
     """
 
-    def __init__(self, cache: ImageCache, indices: Sequence[int] | None = None,
-                 augment: BatchAugment | None = None):
+    def __init__(
+        self,
+        cache: ImageCache,
+        indices: Sequence[int] | None = None,
+        augment: BatchAugment | None = None,
+    ):
         self.cache = cache
         self.indices = np.arange(len(cache)) if indices is None else np.asarray(indices)
         self.augment = augment
@@ -145,8 +156,14 @@ class WorkerBatches:
 
     def __init__(self, ds: CachedDataset, sampler: EpochBatches, workers: int):
         self.sampler = sampler
-        self.loader = DataLoader(ds, sampler=sampler, batch_size=None, num_workers=workers,
-                                 worker_init_fn=_worker_init, persistent_workers=workers > 0)
+        self.loader = DataLoader(
+            ds,
+            sampler=sampler,
+            batch_size=None,
+            num_workers=workers,
+            worker_init_fn=_worker_init,
+            persistent_workers=workers > 0,
+        )
 
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
@@ -158,11 +175,19 @@ class WorkerBatches:
         return iter(self.loader)
 
 
-def make_train_loader(cache: ImageCache, indices: Sequence[int], batch_size: int = 64,
-                      seed: int = 0, augment: BatchAugment | None = None,
-                      workers: int | None = None, where: str = "workers",
-                      device: str | torch.device = "cpu", rank: int = 0, world: int = 1,
-                      drop_last: bool = True) -> WorkerBatches | DeviceBatches:
+def make_train_loader(
+    cache: ImageCache,
+    indices: Sequence[int],
+    batch_size: int = 64,
+    seed: int = 0,
+    augment: BatchAugment | None = None,
+    workers: int | None = None,
+    where: str = "workers",
+    device: str | torch.device = "cpu",
+    rank: int = 0,
+    world: int = 1,
+    drop_last: bool = True,
+) -> WorkerBatches | DeviceBatches:
     """Shuffled, augmented uint8 batches; call ``set_epoch(e)`` before each epoch.
 
     Same seed and epoch -> the same batches, bit for bit, on either path (``where``).
@@ -178,28 +203,33 @@ def make_train_loader(cache: ImageCache, indices: Sequence[int], batch_size: int
     return WorkerBatches(ds, sampler, default_workers() if workers is None else workers)
 
 
-def eval_batches(cache: ImageCache, indices: Sequence[int] | None = None,
-                 batch_size: int = 256) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def eval_batches(
+    cache: ImageCache, indices: Sequence[int] | None = None, batch_size: int = 256
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Unaugmented uint8 batches in a fixed order (evaluation never depends on a seed)."""
     idx = np.arange(len(cache)) if indices is None else np.asarray(indices, dtype=np.int64)
     for start in range(0, len(idx), batch_size):
-        rows = idx[start:start + batch_size]
-        yield (torch.from_numpy(np.array(cache.images[rows])),
-               torch.from_numpy(cache.labels[rows].astype(np.int64)))
+        rows = idx[start : start + batch_size]
+        yield (
+            torch.from_numpy(np.array(cache.images[rows])),
+            torch.from_numpy(cache.labels[rows].astype(np.int64)),
+        )
 
 
 class EvalBatches:
     """:func:`eval_batches` as an object that can be iterated again every epoch."""
 
-    def __init__(self, cache: ImageCache, indices: Sequence[int] | None = None,
-                 batch_size: int = 256):
+    def __init__(
+        self, cache: ImageCache, indices: Sequence[int] | None = None, batch_size: int = 256
+    ):
         self.cache, self.indices, self.batch_size = cache, indices, batch_size
 
     def __iter__(self):
         return eval_batches(self.cache, self.indices, self.batch_size)
 
 
-def make_eval_loader(cache: ImageCache, indices: Sequence[int] | None = None,
-                     batch_size: int = 256) -> EvalBatches:
+def make_eval_loader(
+    cache: ImageCache, indices: Sequence[int] | None = None, batch_size: int = 256
+) -> EvalBatches:
     """Unaugmented batches of ``indices`` in a fixed order, re-iterable."""
     return EvalBatches(cache, indices, batch_size)

@@ -32,8 +32,9 @@ def load_mapping(name_or_path: str | Path | dict) -> dict[str, Any]:
         if not path.suffix:
             path = MAPPING_DIR / f"{name_or_path}.yaml"
         if not path.is_file():
-            raise FileNotFoundError(f"mapping table {name_or_path!r} not found "
-                                    f"(shipped: {available_mappings()})")
+            raise FileNotFoundError(
+                f"mapping table {name_or_path!r} not found (shipped: {available_mappings()})"
+            )
         table, origin = yaml.safe_load(path.read_text()) or {}, str(path)
     if not table.get("classes"):
         raise ValueError(f"mapping table {origin}: field 'classes' is missing or empty")
@@ -43,8 +44,10 @@ def load_mapping(name_or_path: str | Path | dict) -> dict[str, Any]:
     for section in ("supercategories", "categories"):
         for key, cls in (table[section] or {}).items():
             if cls is not None and cls not in classes:
-                raise ValueError(f"mapping table {origin}: {section}.{key} -> {cls!r} is not "
-                                 f"one of classes {table['classes']}")
+                raise ValueError(
+                    f"mapping table {origin}: {section}.{key} -> {cls!r} is not "
+                    f"one of classes {table['classes']}"
+                )
     table["origin"] = origin
     return table
 

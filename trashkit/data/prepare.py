@@ -40,12 +40,17 @@ class DataSplit:
         return [c for c in self.classes if c not in missing]
 
     def summary(self) -> dict:
-        return {"n_train": int(len(self.train_idx)), "n_val": int(len(self.val_idx)),
-                "n_test": int(len(self.test_idx)), "val_classes": self.val_classes}
+        return {
+            "n_train": int(len(self.train_idx)),
+            "n_val": int(len(self.val_idx)),
+            "n_test": int(len(self.test_idx)),
+            "val_classes": self.val_classes,
+        }
 
 
-def _competition_split(splits: np.ndarray, labels: np.ndarray, test_fraction: float,
-                       seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _competition_split(
+    splits: np.ndarray, labels: np.ndarray, test_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The competition layout keeps its own val/ folder; a test share comes out of train/."""
     tr, va = np.flatnonzero(splits == "train"), np.flatnonzero(splits == "val")
     if test_fraction <= 0:
@@ -64,15 +69,23 @@ def _coverage_notes(split: DataSplit) -> list[str]:
         if missing:
             counts = np.bincount(split.cache.labels, minlength=len(split.classes))
             sizes = ", ".join(f"{c} ({counts[split.classes.index(c)]} images)" for c in missing)
-            notes.append(f"no {name} images for class(es) {sizes}: too few for the split; "
-                         f"{name} macro-F1 covers the other {len(split.classes) - len(missing)} "
-                         "classes only")
+            notes.append(
+                f"no {name} images for class(es) {sizes}: too few for the split; "
+                f"{name} macro-F1 covers the other {len(split.classes) - len(missing)} "
+                "classes only"
+            )
     return notes
 
 
-def prepare_split(data: str | Path, image_size: int, val_fraction: float = 0.2,
-                  test_fraction: float = 0.0, split_seed: int = 0,
-                  classes: list[str] | None = None, progress: bool = True) -> DataSplit:
+def prepare_split(
+    data: str | Path,
+    image_size: int,
+    val_fraction: float = 0.2,
+    test_fraction: float = 0.0,
+    split_seed: int = 0,
+    classes: list[str] | None = None,
+    progress: bool = True,
+) -> DataSplit:
     """Scan ``data``, cache it at ``image_size`` (decode once) and split it.
 
     Image folders get a stratified train / val / test split by ``split_seed``; the competition
@@ -81,8 +94,10 @@ def prepare_split(data: str | Path, image_size: int, val_fraction: float = 0.2,
     """
     src = resolve_source(data)
     if src.folder is None:
-        raise ValueError(f"data {str(data)!r} is a COCO file: build crops first (chapter 1) "
-                         "and pass the crops folder")
+        raise ValueError(
+            f"data {str(data)!r} is a COCO file: build crops first (chapter 1) "
+            "and pass the crops folder"
+        )
     scan = load_source(src.folder, classes=classes)
     cache = build_cache(scan.samples, image_size, cache_dir(), progress=progress)
     if scan.layout == "competition" and any(s.split == "val" for s in scan.samples):
@@ -91,8 +106,15 @@ def prepare_split(data: str | Path, image_size: int, val_fraction: float = 0.2,
         tr, va, te = _competition_split(splits, cache.labels, test_fraction, split_seed)
     else:
         tr, va, te = holdout_split(cache.labels, val_fraction, test_fraction, split_seed)
-    split = DataSplit(cache, scan.classes, tr, va, te, str(src.folder),
-                      cache.skipped + [(str(p), why) for p, why in scan.skipped])
+    split = DataSplit(
+        cache,
+        scan.classes,
+        tr,
+        va,
+        te,
+        str(src.folder),
+        cache.skipped + [(str(p), why) for p, why in scan.skipped],
+    )
     split.notes = _coverage_notes(split)
     for note in split.notes:
         warnings.warn(note, stacklevel=2)

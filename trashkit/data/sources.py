@@ -27,8 +27,9 @@ class Source:
     synthetic: bool = False
 
 
-def resolve_source(source: str | Path = "default", image_root: str | Path | None = None,
-                   mapping: str | None = None) -> Source:
+def resolve_source(
+    source: str | Path = "default", image_root: str | Path | None = None, mapping: str | None = None
+) -> Source:
     """``"default"`` builds (once) the synthetic default; otherwise a folder or a COCO json.
 
     For a COCO json without ``image_root`` the folder holding the json is assumed (TACO's
@@ -36,8 +37,14 @@ def resolve_source(source: str | Path = "default", image_root: str | Path | None
     """
     if str(source) == "default":
         paths = default_dataset(data_dir() / "synthetic")
-        return Source("coco", paths["coco"], paths["images"], paths["crops"],
-                      mapping or "synthetic", synthetic=True)
+        return Source(
+            "coco",
+            paths["coco"],
+            paths["images"],
+            paths["crops"],
+            mapping or "synthetic",
+            synthetic=True,
+        )
     path = Path(source).expanduser()
     kind = detect_layout(path)
     if kind == "coco":

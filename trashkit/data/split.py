@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 
-def stratified_split(labels: Sequence, val_fraction: float = 0.2, seed: int = 0,
-                     stream: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    labels: Sequence, val_fraction: float = 0.2, seed: int = 0, stream: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, val) with ``round(val_fraction * n_c)`` of each class in val.
 
     Each class is shuffled by its own generator seeded from ``seed`` (and ``stream``, so two
@@ -31,8 +32,9 @@ def stratified_split(labels: Sequence, val_fraction: float = 0.2, seed: int = 0,
     return np.sort(np.array(train, dtype=int)), np.sort(np.array(val, dtype=int))
 
 
-def holdout_split(labels: Sequence, val_fraction: float, test_fraction: float,
-                  seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def holdout_split(
+    labels: Sequence, val_fraction: float, test_fraction: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices (train, val, test); both fractions are of the whole set, stratified by class.
 
     The test images are drawn first, from their own random stream, so they depend on the seed
@@ -41,8 +43,9 @@ def holdout_split(labels: Sequence, val_fraction: float, test_fraction: float,
     exactly :func:`stratified_split`.
     """
     if not 0.0 <= test_fraction < 1.0 or val_fraction + test_fraction >= 1.0:
-        raise ValueError(f"val_fraction + test_fraction must stay below 1 (got {val_fraction} "
-                         f"+ {test_fraction})")
+        raise ValueError(
+            f"val_fraction + test_fraction must stay below 1 (got {val_fraction} + {test_fraction})"
+        )
     labels = np.asarray(labels)
     if test_fraction == 0:
         tr, va = stratified_split(labels, val_fraction, seed)

@@ -27,9 +27,7 @@ KD_CASES: list[tuple[list[float], list[float], float, float, float]] = [
 
 
 def _softmax(z: Sequence[float], t: float) -> list[float]:
-    m = max(v / t for v in z)
-    e = [math.exp(v / t - m) for v in z]
-    return [v / sum(e) for v in e]
+    return torch.softmax(torch.tensor(z, dtype=torch.float64) / t, dim=0).tolist()
 
 
 def _kl(p: Sequence[float], q: Sequence[float]) -> float:
@@ -134,8 +132,8 @@ KEEP_CASES: list[tuple[torch.Tensor, int]] = [
 
 def keep_reference(weight: torch.Tensor, n_keep: int) -> list[int]:
     """Indices (ascending) of the ``n_keep`` filters with the largest L2 norm."""
-    norms = weight.flatten(1).norm(dim=1)
-    return sorted(torch.argsort(norms, descending=True)[:n_keep].tolist())
+    size = torch.linalg.vector_norm(weight.reshape(len(weight), -1), dim=1)
+    return sorted(torch.topk(size, n_keep).indices.tolist())
 
 
 def _keep_slips(weight: torch.Tensor, n_keep: int) -> dict[tuple[int, ...], str]:

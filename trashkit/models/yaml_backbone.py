@@ -24,9 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 import yaml
 from torch import nn
+
+from ..complexity import count_layers
 
 from .blocks import (
     COUNT,
@@ -65,6 +68,11 @@ TOP_KEYS: dict[str, Kind] = {
 
 class YamlConfigError(ValueError):
     """A mistake in a backbone YAML; the message says where."""
+
+
+#: the most layer instances one backbone may build (repeats after ``depth_multiple``): the
+#: largest shipped config has 20; a file asking for millions is a mistake or an attack
+MAX_INSTANCES = 1000
 
 
 class YamlNet(nn.Module):
@@ -211,6 +219,12 @@ def build_yaml_model(config: str | Path | dict, num_classes: int | None = None) 
         _entry(e, f"{origin}:{lines.entry(i)}: backbone[{i}]", width, depth)
         for i, e in enumerate(cfg["backbone"])
     ]
+    total = sum(e.n for e in entries)
+    if total > MAX_INSTANCES:
+        raise YamlConfigError(
+            f"{origin}: the backbone builds {total} layers (repeats x depth_multiple); "
+            f"at most {MAX_INSTANCES} are allowed"
+        )
     linears = [e for e in entries if e.name == "Linear"]
     if linears and num_classes is not None:
         linears[-1].values["c"] = num_classes
@@ -222,3 +236,25 @@ def build_yaml_model(config: str | Path | dict, num_classes: int | None = None) 
             layers.append(module)
             entry_of.append(i)
     return YamlNet(layers, cfg, entry_of)
+
+
+def architecture_table(
+    config: str | Path | dict, image_size: int, n_classes: int = 6
+) -> pd.DataFrame:
+    """One row per backbone line of a YAML config: the entry as written, its output shape,
+    parameters, MACs (our analytic count) and share of the total.
+
+    Why per *line* rather than per layer: a searched architecture is read and edited as YAML,
+    and an entry with repeats builds several layers; this shows what each line costs.
+    """
+    model = build_yaml_model(config, n_classes)
+    layers = count_layers(model, (3, image_size, image_size))
+    layer_idx = layers.name.str.extract(r"^layers\.(\d+)")[0].astype(int)
+    entry = layer_idx.map(lambda j: model.entry_of[j]).rename("entry")
+    table = layers.groupby(entry).agg(
+        out_shape=("out_shape", "last"), params=("params", "sum"), MACs=("macs", "sum")
+    )
+    backbone = model.config["backbone"]
+    table.insert(0, "yaml", [str(backbone[e]) for e in table.index])
+    table["MACs %"] = (100 * table.MACs / max(1, table.MACs.sum())).round(1)
+    return table

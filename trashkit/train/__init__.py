@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .callbacks import Callback, Distill, LiveCurves, StartFrom, StopAfter
-from .config import TrainConfig
+from .config import TrainConfig, run_split
 from .loop import Run, fit_epoch, train_epochs, validate
 from .losses import FocalLoss, class_weights, kd_loss, make_loss
 from .report import write_report
@@ -38,15 +38,20 @@ def train(
     early returns ``{"stopped": reason, ...}`` and stays resumable.
     """
     run = start(cfg, output_dir, resume, list(callbacks), progress)
-    train_epochs(run)
-    if run.stop:
-        return {"stopped": run.stop, "epoch": run.epoch, "run_dir": str(run.out)}
-    return write_report(run)
+    try:
+        train_epochs(run)
+        if run.stop:
+            return {"stopped": run.stop, "epoch": run.epoch, "run_dir": str(run.out)}
+        return write_report(run)
+    finally:
+        if run.lock is not None:
+            run.lock.release()
 
 
 __all__ = [
     "train",
     "TrainConfig",
+    "run_split",
     "Callback",
     "Distill",
     "StartFrom",

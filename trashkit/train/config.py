@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import json
 import os
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,9 @@ class TrainConfig:
     sync_bn: bool = False  # torchrun: SyncBatchNorm across processes
     device: str = "auto"
     workers: int | None = None  # loader processes (default: one per core, at most 4)
+    # --- bookkeeping: which chapter made the run and as what (how later chapters find it)
+    chapter: int = 0  # 0: not made by a chapter
+    kind: str = "train"  # train | trial | teacher | student | pruned | decomposed | ...
 
     def __post_init__(self) -> None:
         for name in ("data", "model", "init_from", "teacher"):  # a Path is as good as a str
@@ -152,23 +156,28 @@ def _pair(v) -> bool:
     )
 
 
+def _nonempty(v: str) -> bool:
+    """A string that says something (an empty data source or model spec never does)."""
+    return v.strip() != ""
+
+
 def _unit(v) -> bool:
     return 0 <= v < 1
 
 
 #: field -> (accepted types, range check, what the error says is expected)
 RULES: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
-    "data": (str, bool, "a data source: 'default', a folder or a path"),
+    "data": (str, _nonempty, "a data source: 'default', a folder or a path"),
     "image_size": (int, lambda v: v >= 16, "an integer >= 16 (pixels)"),
     "val_fraction": (float, lambda v: 0 < v < 1, "a fraction between 0 and 1"),
     "test_fraction": (float, _unit, "a fraction in [0, 1)"),
-    "split_seed": (int, lambda v: True, "an integer"),
+    "split_seed": (int, lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)"),
     "classes": (
         (list, None),
         lambda v: v is None or all(isinstance(c, str) for c in v),
         "a list of class names or None",
     ),
-    "model": (str, bool, "a model spec, shipped config name or YAML path"),
+    "model": (str, _nonempty, "a model spec, shipped config name or YAML path"),
     "init_from": ((str, None), lambda v: True, "a checkpoint path or None"),
     "epochs": (int, lambda v: v >= 1, "an integer >= 1"),
     "batch_size": (int, lambda v: v >= 1, "an integer >= 1"),
@@ -192,7 +201,7 @@ RULES: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
     "teacher": ((str, None), lambda v: True, "a checkpoint path or None"),
     "kd_temperature": (float, lambda v: v > 0, "a positive number"),
     "kd_alpha": (float, lambda v: 0 <= v <= 1, "a number in [0, 1]"),
-    "seed": (int, lambda v: True, "an integer"),
+    "seed": (int, lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)"),
     "amp": (
         (str, bool),
         lambda v: isinstance(v, bool) or v in AMP_MODES,
@@ -206,6 +215,32 @@ RULES: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
         "one of ['auto', 'workers', 'device']",
     ),
     "sync_bn": (bool, lambda v: True, "True or False"),
-    "device": (str, bool, "'auto', 'cpu', 'cuda' or 'cuda:N'"),
+    "device": (
+        str,
+        lambda v: re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None,
+        "'auto', 'cpu', 'cuda' or 'cuda:N'",
+    ),
     "workers": ((int, None), lambda v: v is None or v >= 0, "an integer >= 0 or None"),
+    "chapter": (int, lambda v: 0 <= v <= 99, "a chapter number (0: none)"),
+    "kind": (str, lambda v: v.isidentifier(), "a short name such as 'train' or 'trial'"),
 }
+
+
+def run_split(cfg: TrainConfig | dict, progress: bool = False):
+    """The cached images and the train / val / test split of a run, rebuilt from its config
+    (a ``TrainConfig`` or a saved ``config.json`` dict, missing keys taking the defaults):
+    the one way training, scoring, compression and the benchmarks get a run's images."""
+    from ..data import prepare_split
+
+    if isinstance(cfg, dict):
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        cfg = TrainConfig.from_dict({k: v for k, v in cfg.items() if k in known})
+    return prepare_split(
+        cfg.data,
+        cfg.image_size,
+        cfg.val_fraction,
+        cfg.test_fraction,
+        cfg.split_seed,
+        cfg.classes,
+        progress,
+    )

@@ -62,6 +62,7 @@ class Run:
     stop: str | None = None  # set by a callback to end the run early
     progress: bool = True
     notes: list[str] = field(default_factory=list)
+    lock: object = None  # the folder's RunLock (rank 0), released when the run ends
 
     @property
     def rank(self) -> int:
@@ -138,7 +139,7 @@ def validate(run: Run) -> dict:
 def checkpoint_of(run: Run, epoch: int, f1: float, with_state: bool = False) -> Checkpoint:
     """The checkpoint record of the current weights; ``with_state`` adds what resumes."""
     ckpt = Checkpoint(
-        model=run.eval_net.state_dict(),
+        weights=run.eval_net.state_dict(),
         classes=run.data.classes,
         config=run.cfg.to_dict(),
         image_size=run.cfg.image_size,

@@ -1,13 +1,22 @@
 """Everything a run needs before its first batch: folder, data, network, optimiser, batches.
 
-The folder rules keep every run's outputs safe: a new run needs an empty (or new) folder; a
-resumed run continues the folder's own ``config.json`` (a parameter given explicitly that
-differs from it is an error), from ``last.pt`` when an epoch has finished, from the start
-otherwise.
+The folder rules keep every run's outputs safe:
+
+* one process per folder: a run holds the folder's lock (:class:`~trashkit.runs.RunLock`)
+  from its first check to its end, so a second training or a ``resume`` of a run still going
+  is refused with the holder's name;
+* a new run needs an empty (or new) folder, or one where a run never finished an epoch (it
+  left only its config); everything the config names is checked before ``config.json`` is
+  written, so a mistake leaves no run behind;
+* a resumed run continues the folder's own ``config.json`` (a parameter given explicitly that
+  differs from it is an error, except the machine's: ``device``, ``workers``), from
+  ``last.pt`` when an epoch has finished, from the start otherwise;
+* what interrupted saves left (``.name.pid.tmp``) is removed when the folder is next opened.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 from pathlib import Path
@@ -16,22 +25,30 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import describe_architecture, load_checkpoint
+from ..checkpoint import Checkpoint, describe_architecture, load_checkpoint
 from ..complexity import check_countable
-from ..data import BatchAugment, MixBatch, make_eval_loader, make_train_loader, prepare_split
+from ..data import BatchAugment, DataSplit, MixBatch, make_eval_loader, make_train_loader
 from ..models import build_model
-from ..runs import is_empty_dir, new_run_dir, write_json
+from ..runs import LOCK_NAME, RunLock, new_run_dir, remove_stale_temporaries, write_json
 from .callbacks import Callback, Distill
-from .config import TrainConfig
+from .config import TrainConfig, run_split
 from .distributed import Dist, barrier, setup_distributed, wrap
 from .loop import Run
 from .losses import make_loss
 
 
-def _compare(saved: TrainConfig, given: TrainConfig | dict | None, out: Path) -> None:
-    """A resumed run keeps its saved config; an explicit parameter that differs is an error."""
+#: properties of the machine, not of the run: a resumed run may take new values for them
+MACHINE_KEYS = ("device", "workers")
+#: what a folder may hold for a new run to start in it: nothing of value (a run that never
+#: finished an epoch has written only its config)
+_RESTARTABLE = {"config.json", LOCK_NAME}
+
+
+def _compare(saved: TrainConfig, given: TrainConfig | dict | None, out: Path) -> TrainConfig:
+    """A resumed run keeps its saved config; an explicit parameter that differs is an error,
+    except the machine's own (:data:`MACHINE_KEYS`), which the given values replace."""
     if given is None:
-        return
+        return saved
     mine = saved.to_dict()
     theirs = (
         given.to_dict()
@@ -39,41 +56,55 @@ def _compare(saved: TrainConfig, given: TrainConfig | dict | None, out: Path) ->
         else TrainConfig.from_dict({**mine, **given}).to_dict()
     )
     keys = mine if isinstance(given, TrainConfig) else given
-    diff = {k: (mine[k], theirs[k]) for k in keys if mine[k] != theirs[k]}
+    diff = {k: (mine[k], theirs[k]) for k in keys if k not in MACHINE_KEYS and mine[k] != theirs[k]}
     if diff:
         raise ValueError(
             f"resume: config differs from the run's config.json ({out}): "
             f"{{name: (saved, given)}} = {diff}"
         )
+    machine = {k: theirs[k] for k in MACHINE_KEYS if k in keys}
+    return dataclasses.replace(saved, **machine) if machine else saved
 
 
-def _open_new(cfg: TrainConfig, output_dir: str | Path | None) -> Path:
-    out = new_run_dir("train") if output_dir is None else Path(output_dir)
-    if not is_empty_dir(out):
-        if (out / "config.json").exists() and not (out / "last.pt").exists():
-            raise FileExistsError(
-                f"{out} already holds a training run that never finished an "
-                "epoch; pass resume=True to start it again with its saved "
-                "config, or choose a new output_dir"
-            )
-        if (out / "config.json").exists():
-            raise FileExistsError(
-                f"{out} already holds a training run; pass resume=True to "
-                "continue it, or choose a new output_dir"
-            )
-        held = sorted(p.name for p in out.iterdir())[:5]
+def _check_new_folder(out: Path) -> None:
+    """A new run needs an empty folder, or one where a run never finished an epoch."""
+    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if set(held) <= _RESTARTABLE:
+        return
+    if (out / "config.json").exists():
         raise FileExistsError(
-            f"{out} already holds files ({held}); a new run needs an empty or new output_dir"
+            f"{out} already holds a training run; pass resume=True to "
+            "continue it, or choose a new output_dir"
         )
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", cfg.to_dict())
-    return out
+    shown = [n for n in held if n != LOCK_NAME][:5]
+    raise FileExistsError(
+        f"{out} already holds files ({shown}); a new run needs an empty or new output_dir"
+    )
+
+
+def _remove_if_unused(out: Path) -> None:
+    """A new run that failed its checks leaves no folder behind (only its lock was there)."""
+    if out.is_dir() and [p.name for p in out.iterdir()] == [LOCK_NAME]:
+        (out / LOCK_NAME).unlink(missing_ok=True)
+        out.rmdir()
+
+
+def _check_spec(cfg: TrainConfig) -> None:
+    """Build the network on the ``meta`` device (no memory, no data yet): a wrong model
+    spec fails in the first second, before anything is written."""
+    try:
+        with torch.device("meta"):
+            build_model(cfg.model, 2)
+    except (ValueError, TypeError, KeyError, FileNotFoundError) as exc:
+        raise ValueError(f"training parameter model={cfg.model!r} is invalid: {exc}") from None
 
 
 def open_run_dir(
     cfg: TrainConfig | dict | None, output_dir: str | Path | None, resume: bool, d: Dist
-) -> tuple[TrainConfig, Path]:
-    """The run's config and folder, by the rules in the module docstring."""
+) -> tuple[TrainConfig, Path, RunLock | None]:
+    """The run's config (checked once), its folder and the folder's lock (rank 0), by the
+    rules in the module docstring. A new run's ``config.json`` is written later, by
+    :func:`start`, once everything it names has been checked."""
     if d.world > 1 and output_dir is None:
         raise ValueError("a distributed run needs an explicit output_dir (shared by all ranks)")
     if resume:
@@ -82,23 +113,45 @@ def open_run_dir(
             raise FileNotFoundError(
                 f"resume=True needs an output_dir holding a run's config.json (got {output_dir})"
             )
-        saved = TrainConfig.load(out / "config.json")
-        _compare(saved, cfg, out)
-        return saved, out
-    if cfg is None:
-        raise ValueError("a new run needs a config")
-    cfg = TrainConfig.from_dict(cfg) if isinstance(cfg, dict) else cfg
-    cfg.validate()
-    out = _open_new(cfg, output_dir) if d.main else Path(output_dir)
-    barrier(d)
-    return TrainConfig.load(out / "config.json"), out
+    else:
+        if cfg is None:
+            raise ValueError("a new run needs a config")
+        if isinstance(cfg, dict):
+            cfg = TrainConfig.from_dict(cfg)
+        else:
+            cfg.validate()
+        _check_spec(cfg)
+        out = new_run_dir("train") if output_dir is None else Path(output_dir)
+    lock = RunLock(out) if d.main else None
+    try:
+        if d.main:
+            remove_stale_temporaries(out)
+        if resume:
+            cfg = _compare(TrainConfig.load(out / "config.json"), cfg, out)
+        elif d.main:
+            _check_new_folder(out)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    return cfg, out, lock
 
 
 def pick_device(name: str, d: Dist) -> torch.device:
-    """``auto``: this rank's GPU when there is one, else the CPU."""
+    """``auto``: this rank's GPU when there is one, else the CPU. A device this machine does
+    not have is an error naming it (a resumed run may name another: it is the machine's)."""
     if name == "auto":
         return torch.device(f"cuda:{d.local_rank}" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and (
+        not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()
+    ):
+        raise ValueError(
+            f"training parameter device={name!r} is not available on this machine "
+            f"({torch.cuda.device_count()} CUDA device(s)); use device='cpu' or 'auto' "
+            "(a resumed run takes a new device: train({'device': 'cpu'}, folder, resume=True))"
+        )
+    return device
 
 
 def amp_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
@@ -205,12 +258,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def restore(run: Run, path: Path) -> None:
-    """Continue from ``last.pt``: weights, optimiser, schedule, average, history."""
-    ckpt = load_checkpoint(path, run.device)
+def restore(run: Run, ckpt: Checkpoint) -> None:
+    """Continue from ``last.pt`` (read once, by :func:`start`): weights, optimiser, schedule,
+    average, history."""
     s = ckpt.state or {}
     if "net" not in s:
-        raise ValueError(f"{path} holds no training state to resume from")
+        raise ValueError(f"{run.out / 'last.pt'} holds no training state to resume from")
     run.net.load_state_dict(s["net"])
     run.optimizer.load_state_dict(s["optimizer"])
     run.scheduler.load_state_dict(s["scheduler"])
@@ -221,6 +274,27 @@ def restore(run: Run, path: Path) -> None:
     run.epoch = ckpt.epoch + 1
 
 
+def load_data(cfg: TrainConfig, d: Dist, progress: bool) -> DataSplit:
+    """The run's images; rank 0 builds the image cache first, the other ranks then read it."""
+    if not d.main:
+        barrier(d)
+    data = run_split(cfg, progress and d.main)
+    if d.main:
+        barrier(d)
+    return data
+
+
+def teacher_callback(cfg: TrainConfig, classes: list[str]) -> Distill:
+    """Distillation from ``cfg.teacher``, refused when it was trained on other classes."""
+    teacher = load_checkpoint(cfg.teacher)
+    if list(teacher.classes) != list(classes):
+        raise ValueError(
+            f"teacher {cfg.teacher} was trained on classes {teacher.classes}, but the data "
+            f"has {classes}"
+        )
+    return Distill(teacher.build_model(), cfg.kd_temperature, cfg.kd_alpha)
+
+
 def start(
     cfg: TrainConfig | dict | None,
     output_dir,
@@ -228,49 +302,44 @@ def start(
     callbacks: list[Callback],
     progress: bool,
 ) -> Run:
-    """A :class:`Run` ready for its next epoch (restored from ``last.pt`` when resuming)."""
+    """A :class:`Run` ready for its next epoch (restored from ``last.pt`` when resuming).
+
+    Everything a new run's config names (data, classes, model, device, starting weights,
+    teacher) is checked before its ``config.json`` is written, so a mistake leaves no run
+    behind; the folder stays locked until the run ends (:class:`~trashkit.runs.RunLock`)."""
     d = setup_distributed(
         cfg.get("device", "auto") if isinstance(cfg, dict) else getattr(cfg, "device", "auto")
     )
-    cfg, out = open_run_dir(cfg, output_dir, resume, d)
-    device = pick_device(cfg.device, d)
-    make_deterministic(cfg, device)
-    if not d.main:
-        barrier(d)  # rank 0 builds the image cache first; the others then read it
-    data = prepare_split(
-        cfg.data,
-        cfg.image_size,
-        cfg.val_fraction,
-        cfg.test_fraction,
-        cfg.split_seed,
-        cfg.classes,
-        progress and d.main,
-    )
-    if d.main:
-        barrier(d)
-    seed_everything(cfg.seed)
-    callbacks = list(callbacks)
-    last = out / "last.pt"
-    if resume and last.is_file():
-        saved = load_checkpoint(last)
-        net, arch = saved.build_model(), saved.architecture
-    else:
-        net, arch = build_network(cfg, data.classes, callbacks)
-    if cfg.teacher:  # after the student, so a teacher never changes the student's init
-        teacher = load_checkpoint(cfg.teacher)
-        if list(teacher.classes) != list(data.classes):
-            raise ValueError(
-                f"teacher {cfg.teacher} was trained on classes "
-                f"{teacher.classes}, but the data has {data.classes}"
-            )
-        callbacks.append(Distill(teacher.build_model(), cfg.kd_temperature, cfg.kd_alpha))
-    run = assemble(cfg, out, data, device, d, net, arch, callbacks, progress)
-    if resume and not last.is_file():
+    cfg, out, lock = open_run_dir(cfg, output_dir, resume, d)
+    try:
+        device = pick_device(cfg.device, d)
+        make_deterministic(cfg, device)
+        data = load_data(cfg, d, progress)
+        seed_everything(cfg.seed)
+        callbacks = list(callbacks)
+        saved = load_checkpoint(out / "last.pt") if resume and (out / "last.pt").is_file() else None
+        if saved is not None:
+            net, arch = saved.build_model(), saved.architecture
+        else:
+            net, arch = build_network(cfg, data.classes, callbacks)
+        if cfg.teacher:  # after the student, so a teacher never changes the student's init
+            callbacks.append(teacher_callback(cfg, data.classes))
+        if d.main and (not resume or saved is None):
+            write_json(out / "config.json", cfg.to_dict())
+        run = assemble(cfg, out, data, device, d, net, arch, callbacks, progress, saved)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+            if not resume:
+                _remove_if_unused(out)
+        raise
+    run.lock = lock
+    if resume and saved is None:
         run.notes.append("no epoch had finished: started again from epoch 1 with the saved config")
     return run
 
 
-def assemble(cfg, out, data, device, d, net, arch, callbacks, progress) -> Run:
+def assemble(cfg, out, data, device, d, net, arch, callbacks, progress, saved=None) -> Run:
     """Put the parts together (and restore ``last.pt`` when there is one)."""
     net = net.to(device).train()
     check_countable(net)
@@ -312,6 +381,6 @@ def assemble(cfg, out, data, device, d, net, arch, callbacks, progress) -> Run:
     if cfg.ema > 0:
         ema_fn = torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema)
         run.ema = torch.optim.swa_utils.AveragedModel(net, multi_avg_fn=ema_fn, use_buffers=True)
-    if (out / "last.pt").is_file():
-        restore(run, out / "last.pt")
+    if saved is not None:
+        restore(run, saved)
     return run
