@@ -1,10 +1,11 @@
-# trashkit: `make demo` runs the workbook end to end, `make test` runs the tests.
+# trashkit: `make demo` runs the workbook end to end, `make test` runs the tests,
+# `make check` is the fast loop (lint + the fast tests).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.trashkit-installed
 
-.PHONY: install kernel demo test check lab strip bench clean-data book student docs
+.PHONY: install kernel demo test check lint lab strip bench clean-data book student docs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,10 +32,19 @@ book: install kernel
 student: install
 	$(PY) -m trashkit student $(PARAMS)
 
-# lint (with McCabe complexity) and format check first: seconds, and they name the line
-test: install
-	$(PY) -m ruff check trashkit tests benchmarks
-	$(PY) -m ruff format --check trashkit tests benchmarks
+# lint (with McCabe complexity) and format check of every Python file and notebook first:
+# seconds, and they name the line
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+# the fast loop (<= 2 minutes on 2 cores): lint, then every test not marked slow, with the
+# 20 slowest printed so a test that grows slow is seen
+check: lint
+	$(PY) -m pytest -m "not slow" --durations=20
+
+# the full suite (what CI runs): lint, then every test, notebooks and browser included
+test: lint
 	$(PY) -m pytest
 
 lab: install kernel

@@ -89,7 +89,7 @@ def test_resolve_parameters_global_per_chapter_and_defaults(capsys):
 
 def test_quick_and_demo_parameters_name_declared_parameters():
     """QUICK_PARAMS (book --quick, the browser test) only names parameters the chapters have."""
-    from trashkit.__main__ import DEMO_PARAMS
+    from trashkit.book import DEMO_PARAMS
 
     for table in (book.QUICK_PARAMS, DEMO_PARAMS):
         for stem, params in table.items():

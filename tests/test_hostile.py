@@ -132,6 +132,24 @@ def check_modes(hostile, cached):
     assert clear.min() == 255  # transparent pixels become white
 
 
+def check_high_bit_depth(hostile, cached):
+    from trashkit.data import BadImage, open_rgb
+
+    folder = hostile["root"] / "deep"
+    folder.mkdir()
+    unit = RNG.uniform(0, 1, (30, 40)).astype(np.float32)
+    Image.fromarray(unit, mode="F").save(folder / "float01.tif")
+    counts = RNG.integers(0, 256, (30, 40)).astype(np.int32)
+    Image.fromarray(counts, mode="I").save(folder / "int32.tif")
+    Image.fromarray(unit * 1000, mode="F").save(folder / "float1000.tif")
+    got = np.asarray(open_rgb(folder / "float01.tif"))[..., 0].astype(float)
+    assert abs(got.mean() - 255 * unit.mean()) < 1  # not all black
+    got = np.asarray(open_rgb(folder / "int32.tif"))[..., 0]
+    assert np.abs(got.astype(int) - counts).max() <= 1
+    with pytest.raises(BadImage, match="no known scale"):
+        open_rgb(folder / "float1000.tif")
+
+
 def check_exif(hostile, cached):
     from trashkit.data import open_rgb
 
@@ -146,6 +164,23 @@ def check_empty_class(hostile, cached):
     with pytest.warns(UserWarning, match="class folder 'Plastic' has no images"):
         scan = load_source(hostile["folder"])
     assert "Plastic" not in scan.classes
+
+
+def check_unicode_classes(hostile, cached):
+    import unicodedata
+
+    nfc, nfd = (unicodedata.normalize(form, "été") for form in ("NFC", "NFD"))
+    assert nfc != nfd
+    comp = hostile["root"] / "unicode"
+    _jpeg(comp / "train" / nfc / "a.jpg")
+    _jpeg(comp / "val" / nfd / "b.jpg")  # the same class, copied from a Mac
+    scan = load_source(comp)
+    assert scan.classes == [nfc] and len(scan.samples) == 2
+    twins = hostile["root"] / "twins"
+    _jpeg(twins / nfc / "a.jpg")
+    _jpeg(twins / nfd / "b.jpg")
+    with pytest.raises(ValueError, match="same name 'été' in different Unicode forms"):
+        load_source(twins)
 
 
 def check_dangling(hostile, cached):
@@ -518,6 +553,61 @@ def check_silent_database(hostile, cached):
     server.close()
 
 
+def check_command_line_errors(hostile, cached):
+    import subprocess
+    import sys
+
+    for args, message in (
+        (["train", "--set", "model=tinyy"], "trashkit train: error: training parameter model="),
+        (["train", "--set", "epochs=abc"], "trashkit train: error: training parameter epochs="),
+        (
+            ["search", "--output-dir", str(hostile["root"] / "s"), "--set", "objective=flops"],
+            "trashkit search: error: search parameter objective='flops' is invalid",
+        ),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "trashkit", *args], capture_output=True, text=True, cwd=REPO
+        )
+        assert done.returncode == 2, done
+        assert done.stderr.strip().splitlines() == [done.stderr.strip()]  # one line
+        assert message in done.stderr and "Traceback" not in done.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "trashkit", "--debug", "train", "--set", "model=tinyy"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert done.returncode != 0 and "Traceback" in done.stderr  # --debug: the whole trace
+
+
+def check_malformed_solution(hostile, cached):
+    import nbformat
+
+    from trashkit.book import MarkerError, make_student
+
+    chapters, base = hostile["root"] / "chapters", hostile["root"] / "students"
+    chapters.mkdir()
+    ok = "x = 1\n### BEGIN SOLUTION\nx = 2\n### END SOLUTION\n"
+    for name, source in (("01_ok", ok), ("02_open", "### BEGIN SOLUTION\nx = 2\n")):
+        nb = nbformat.v4.new_notebook(
+            cells=[nbformat.v4.new_code_cell("y = 0"), nbformat.v4.new_code_cell(source)]
+        )
+        nbformat.write(nb, chapters / f"{name}.ipynb")
+    with pytest.raises(MarkerError, match="02_open.ipynb, cell 1: BEGIN SOLUTION without an END"):
+        make_student(notebooks=chapters, base=base)
+    assert not base.exists() or not any(base.iterdir())  # nothing half-written
+
+
+def check_onnx_overwrite(hostile, cached):
+    from trashkit.compress.onnx_rt import export_onnx
+
+    path = hostile["root"] / "model.onnx"
+    path.write_bytes(b"an earlier export")
+    with pytest.raises(FileExistsError, match="already exists"):
+        export_onnx(build_model("tiny", 6), 24, path)
+    assert path.read_bytes() == b"an earlier export" and not list(path.parent.glob(".*.tmp"))
+
+
 def check_newer(hostile, cached):
     path = _checkpoint(hostile["root"] / "newer.pt", version=99)
     with pytest.raises(CheckpointError, match="newer trashkit"):
@@ -561,9 +651,21 @@ TABLE = [
         "converted to RGB (transparent: white)",
         check_modes,
     ),
+    (
+        "float TIFF with values in [0, 1], int32 image with 0–255 values, float image of "
+        "unknown scale",
+        "scaled by what the values say (×255, as is); unknown scale: skipped with the reason",
+        check_high_bit_depth,
+    ),
     ("EXIF-rotated phone photo", "turned upright", check_exif),
     ("huge image (a decompression bomb)", "refused, skipped and reported", check_huge),
     ("empty class folder", "reported; left out of the class list", check_empty_class),
+    (
+        "class folder `été` spelled in NFC in train/ and NFD in val/, or both in one folder",
+        "names normalised to NFC (one class); two look-alike folders side by side are refused "
+        "by name",
+        check_unicode_classes,
+    ),
     (
         "dangling symlink, or file deleted after the scan",
         "skipped and reported as missing",
@@ -651,6 +753,23 @@ TABLE = [
         check_reused_folder,
     ),
     ("Optuna storage URL that is not a URL", "fails at once with examples", check_storage_url),
+    (
+        "command-line mistake (python -m trashkit train --set model=tinyy, epochs=abc, "
+        "search --set objective=flops)",
+        "one line on stderr naming the parameter, exit status 2, like git; `--debug` shows "
+        "the traceback",
+        check_command_line_errors,
+    ),
+    (
+        "chapter with a BEGIN SOLUTION that is never closed (make student)",
+        "error naming the notebook and the cell; no student folder is written",
+        check_malformed_solution,
+    ),
+    (
+        "ONNX export (or int8 file) onto an existing file",
+        "refused; the earlier file is kept, nothing half-written is left",
+        check_onnx_overwrite,
+    ),
     (
         "search parameter of the wrong type or value (objective=flops, n_trials=abc, "
         "image_sizes=32)",

@@ -1,5 +1,5 @@
-"""The house rules of the package, checked on its code (issue 11): the import layering,
-short functions, and every module placed in a layer."""
+"""The house rules of the package, checked on its code: the import layering, short functions,
+every module placed in a layer, one version, and a lint gate without holes."""
 
 from __future__ import annotations
 
@@ -43,3 +43,28 @@ def test_no_function_is_longer_than_60_lines():
                 if n > MAX_LINES:
                     long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({n})")
     assert not long, "functions over 60 lines: " + ", ".join(long)
+
+
+def test_one_version_from_the_installed_metadata():
+    import trashkit
+
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert trashkit.__version__ == declared
+
+
+def test_ruff_covers_every_python_file():
+    """The lint gate has no hole: every .py file and chapter of the repository is checked
+    (outputs/, data/ and the venv are the only folders left out)."""
+    ruff = Path(sys.executable).with_name("ruff")
+    out = subprocess.run(
+        [str(ruff), "check", "--show-files", "."], cwd=REPO, capture_output=True, text=True
+    )
+    checked = {Path(line).resolve() for line in out.stdout.split() if line.startswith("/")}
+    ours = {
+        p.resolve()
+        for pattern in ("*.py", "*.ipynb")
+        for p in REPO.rglob(pattern)
+        if not {"outputs", "data", ".venv"} & set(p.relative_to(REPO).parts[:1])
+        and ".ipynb_checkpoints" not in p.parts
+    }
+    assert ours and ours <= checked, sorted(str(p) for p in ours - checked)[:10]

@@ -13,8 +13,8 @@ from conftest import REPO
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
-def test_there_are_notebooks():
-    assert [p.name for p in NOTEBOOKS][:7] == [
+def test_every_chapter_is_here_and_tested():
+    assert [p.name for p in NOTEBOOKS] == [
         "01_eda.ipynb",
         "02_flops_macs.ipynb",
         "03_shufflenetv2_guidelines.ipynb",
@@ -22,7 +22,10 @@ def test_there_are_notebooks():
         "05_score.ipynb",
         "06_automl.ipynb",
         "07_compress.ipynb",
+        "08_metric_learning.ipynb",
     ]
+    tests = {p.name for p in (REPO / "tests").glob("test_chapter0*.py")}
+    assert tests == {f"test_chapter{p.name[:2]}.py" for p in NOTEBOOKS}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -23,4 +23,9 @@ checks this, with the contract in pyproject.toml; modules on one line are indepe
 Notebooks sit on top and may call anything; nothing here imports a notebook.
 """
 
-__version__ = "0.2.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:  # one version, pyproject.toml's, read from the installed package's metadata
+    __version__ = version("trashkit")
+except PackageNotFoundError:  # a source tree on sys.path, never installed
+    __version__ = "0+unknown"

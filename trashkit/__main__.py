@@ -6,65 +6,6 @@ import argparse
 import difflib
 import json
 import sys
-from pathlib import Path
-
-from .paths import home
-
-
-def chapters() -> list[Path]:
-    """Every chapter notebook that exists, in order."""
-    return sorted((home() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-
-
-def demo(run_name: str = "demo", kernel: str = "python3", params: dict | None = None) -> Path:
-    """Build the default data, execute every chapter into a fresh ``outputs/<run-id>/``."""
-    import papermill as pm
-    from .data import resolve_source
-    from .runs import new_run_dir
-
-    src = resolve_source("default")
-    print(f"default data (SYNTHETIC): {src.path.parent.parent}")
-    run = new_run_dir(run_name)
-    for nb in chapters():
-        out = run / nb.name
-        chapter_dir = run / nb.stem
-        print(f"running {nb.name} -> {out}")
-        pm.execute_notebook(
-            str(nb),
-            str(out),
-            kernel_name=kernel,
-            cwd=str(nb.parent),
-            parameters={"output_dir": str(chapter_dir), **(params or {}).get(nb.stem, {})},
-        )
-    print(f"\ndone. Executed notebooks and their figures/tables are in {run}")
-    print("open them with:  .venv/bin/jupyter lab " + str(run))
-    return run
-
-
-#: the demo's sizes: the whole workbook within 15 minutes on 2 CPU cores (issue 13; README:
-#: measured times). Its numbers demonstrate the machinery; the chapters' Reference results
-#: hold the real ones.
-DEMO_PARAMS = {
-    "02_flops_macs": {"quick": True},
-    "03_shufflenetv2_guidelines": {"quick": True},
-    "04_train": {"epochs": 3, "image_size": 64, "ablation_epochs": 0},
-    "05_score": {"latency_runs": 30},
-    "06_automl": {
-        "n_trials": 3,
-        "epochs": 1,
-        "image_sizes": [32],
-        "inline_trials": 1,
-        "space_samples": 20,
-    },
-    "07_compress": {
-        "train_epochs": 1,
-        "finetune_epochs": 1,
-        "latency_runs": 10,
-        "scan_ratios": [0.6],
-        "scan_epochs": 1,
-    },
-    "08_metric_learning": {"quick": True},
-}
 
 
 def key_values(items: list[str], fields: set[str], what: str) -> dict:
@@ -149,6 +90,9 @@ def _add_run_commands(sub) -> None:
 def _parser() -> argparse.ArgumentParser:
     """The command line: one sub-command per job (demo, book, student, search, train)."""
     ap = argparse.ArgumentParser(prog="trashkit")
+    ap.add_argument(
+        "--debug", action="store_true", help="show the full traceback of an error, not one line"
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("demo", help="build the default data and execute every chapter")
     sub.add_parser("build-default", help="build the synthetic default dataset only")
@@ -188,8 +132,43 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
+#: errors that are the user's (a bad parameter, a refused folder or file, a server that
+#: cannot be reached): one line on stderr and exit status 2, like git; --debug shows the trace
+USER_ERRORS = (
+    ValueError,
+    TypeError,
+    FileNotFoundError,
+    FileExistsError,
+    PermissionError,
+    IsADirectoryError,
+    ConnectionError,
+    TimeoutError,
+    KeyError,
+)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv  # anywhere on the line, before or after the sub-command
+    args = _parser().parse_args([a for a in argv if a != "--debug"])
+    try:
+        return _dispatch(args, argv)
+    except USER_ERRORS + _more_user_errors() as exc:
+        if debug:
+            raise
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"trashkit {args.cmd}: error: {text}", file=sys.stderr)
+        return 2
+
+
+def _more_user_errors() -> tuple[type[BaseException], ...]:
+    from .runs import RunLocked
+
+    return (RunLocked,)
+
+
+def _dispatch(args, argv: list[str] | None) -> int:
+    """Run the sub-command ``args.cmd``; its exit status."""
     if args.cmd == "train":
         return _train(args)
     if args.cmd == "search":
@@ -202,9 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.cmd == "book":
         import shlex
-        from .book import QUICK_PARAMS, build_book
 
-        cmd = "python -m trashkit " + shlex.join(sys.argv[1:] if argv is None else argv)
+        from .book import DEMO_PARAMS, QUICK_PARAMS, build_book
+
+        cmd = "python -m trashkit " + shlex.join(argv)
         defaults = QUICK_PARAMS if args.quick else None if args.no_demo_params else DEMO_PARAMS
         _, results = build_book(args.parameter, args.chapters, command=cmd, defaults=defaults)
         return 1 if any(r["error"] for r in results) else 0
@@ -214,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         make_student(args.chapters)
         return 0
     if args.cmd == "demo":
-        demo(params=DEMO_PARAMS)
+        from .book import run_demo
+
+        return 1 if any(r["error"] for r in run_demo()) else 0
     else:
         from .data import resolve_source
 

@@ -14,6 +14,7 @@ an image and reports it, so one stray ``Thumbs.db`` never kills an epoch.
 from __future__ import annotations
 
 import warnings
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,6 +125,24 @@ def _check_train_covers(
         )
 
 
+def _class_folders(base: Path) -> dict[str, Path]:
+    """``{class name: folder}`` of one split's class folders, names in Unicode NFC.
+
+    Why: macOS writes ``été`` decomposed (NFD), Linux and Windows keep what they are given,
+    so a copied dataset can hold both spellings; they are one class. Two folders of one split
+    that are the same name once normalised are refused by name (which one is meant?)."""
+    out: dict[str, Path] = {}
+    for d in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        name = unicodedata.normalize("NFC", d.name)
+        if name in out:
+            raise ValueError(
+                f"{base}: class folders {out[name].name!r} and {d.name!r} are the same name "
+                f"{name!r} in different Unicode forms; merge or rename one"
+            )
+        out[name] = d
+    return out
+
+
 def scan_image_folder(
     root: Path | str, classes: list[str] | None = None, splits: tuple[str, ...] = ("",)
 ) -> ImageFolderScan:
@@ -145,12 +164,14 @@ def scan_image_folder(
         base = root / split if split else root
         if not base.is_dir():
             continue
-        for d in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            per_class.setdefault(d.name, []).extend((f, split) for f in _files(d, skipped))
+        for name, d in _class_folders(base).items():
+            per_class.setdefault(name, []).extend((f, split) for f in _files(d, skipped))
     found = sorted(per_class)
     if not found:
         raise ValueError(f"{root}: no class folders found (expected {root}/<Class>/*.jpg)")
     _check_train_covers(root, splits, per_class)
+    if classes is not None:
+        classes = [unicodedata.normalize("NFC", c) for c in classes]
     if classes is None:
         empty = [c for c in found if not per_class[c]]
         class_list = [c for c in found if per_class[c]]

@@ -34,6 +34,10 @@ def missing_reason(path: Path | str) -> str:
     return "missing file (no such file: deleted or moved since it was listed?)"
 
 
+class NoScale(ValueError):
+    """A high-bit-depth image whose values say nothing about how bright they are."""
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
     """Convert any PIL mode to RGB; transparent pixels become white, not black."""
     if img.mode == "P":
@@ -43,10 +47,29 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         background.paste(img.convert("RGBA"), mask=img.convert("RGBA").getchannel("A"))
         return background
     if img.mode != "RGB":  # L, 1, I, F, CMYK, YCbCr ...
-        if img.mode in ("I", "I;16", "F"):
-            img = img.point(lambda v: v * (1 / 256)).convert("L")
+        if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+            img = _to_8bit(img)
         img = img.convert("RGB")
     return img
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """A one-channel 16-bit, 32-bit integer or float image as 8-bit grey, scaled by what its
+    values say: floats in [0, 1] (scientific TIFFs) times 255, integers or floats that fit
+    0..255 as they are, 16-bit values divided by 257. Anything else has no scale we can
+    trust: refused (:class:`NoScale`) rather than decoded black or white."""
+    lo, hi = img.getextrema()
+    if lo < 0:
+        raise NoScale(f"{img.mode} image with negative values (min {lo}): no known scale")
+    if img.mode == "F" and hi <= 1.0:
+        scale = 255.0
+    elif hi <= 255:
+        scale = 1.0
+    elif hi <= 65535 and img.mode != "F":
+        scale = 1 / 257
+    else:
+        raise NoScale(f"{img.mode} image with values up to {hi}: no known scale")
+    return img.point(lambda v: v * scale).convert("L")
 
 
 def open_rgb(path: Path | str, draft_size: tuple[int, int] | None = None) -> Image.Image:
@@ -77,6 +100,8 @@ def open_rgb(path: Path | str, draft_size: tuple[int, int] | None = None) -> Ima
         raise BadImage(path, "unreadable (permission denied)") from None
     except UnidentifiedImageError:
         raise BadImage(path, "not an image file (PIL cannot identify it)") from None
+    except NoScale as exc:
+        raise BadImage(path, f"refused: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:  # truncated / corrupt data
         raise BadImage(path, f"corrupt or truncated image ({exc})") from None
     except Image.DecompressionBombError as exc:
