@@ -87,6 +87,13 @@ def _add_run_commands(sub) -> None:
     )
 
 
+def _add_competition_commands(sub) -> None:
+    """``competition``: the class competition (its commands live in trashkit/competition/cli.py)."""
+    from .competition.cli import add_parser
+
+    add_parser(sub)
+
+
 def _parser() -> argparse.ArgumentParser:
     """The command line: one sub-command per job (demo, book, student, search, train)."""
     ap = argparse.ArgumentParser(prog="trashkit")
@@ -129,6 +136,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     st.add_argument("--chapters", nargs="+", metavar="NN", help="only these chapters")
     _add_run_commands(sub)
+    _add_competition_commands(sub)
     return ap
 
 
@@ -169,6 +177,10 @@ def _more_user_errors() -> tuple[type[BaseException], ...]:
 
 def _dispatch(args, argv: list[str] | None) -> int:
     """Run the sub-command ``args.cmd``; its exit status."""
+    if args.cmd == "competition":
+        from .competition.cli import run
+
+        return run(args)
     if args.cmd == "train":
         return _train(args)
     if args.cmd == "search":

@@ -178,11 +178,11 @@ def _new_folder(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
 
 
-def _write_private(path: Path, obj: dict) -> None:
-    """A file only the lecturer's account can read (mode 0600 from its first byte)."""
+def write_private(path: Path, text: str) -> None:
+    """A new file only the lecturer's account can read (mode 0600 from its first byte)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh, indent=2)
+        fh.write(text)
 
 
 def create_competition(
@@ -227,9 +227,9 @@ def create_competition(
     _new_folder(folder)
     _copy_hidden(scan, set(public_idx.tolist()), folder / "hidden")
     token = new_token("admin")
-    _write_private(folder / "admin.json", {"admin_token_hash": hash_token(token)})
-    _write_private(folder / "secret.json", {"cookie_secret": new_token("cookie")})
+    write_private(folder / "admin.json", json.dumps({"admin_token_hash": hash_token(token)}))
+    write_private(folder / "secret.json", json.dumps({"cookie_secret": new_token("cookie")}))
     if db:
-        _write_private(folder / "db.json", {"url": db})
+        write_private(folder / "db.json", json.dumps({"url": db}))
     write_json(folder / "rules.json", asdict(rules))
     return rules, token

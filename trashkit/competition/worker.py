@@ -54,7 +54,7 @@ class Worker:
         """The model process's job: the model file, the images, the limits. No labels."""
         limits = self.rules.limits
         return {
-            "model": str(find_stored(self.folder, sub["id"])),
+            "model": str(sub.get("path") or find_stored(self.folder, sub["id"])),
             "kind": sub["kind"],
             "images": str(image_cache(self.folder, self.hidden, sub["image_size"])),
             "image_size": sub["image_size"],
@@ -66,7 +66,8 @@ class Worker:
         }
 
     def score(self, sub: dict) -> tuple[str, dict]:
-        """Run one submission's model; ``(final state, result columns)``."""
+        """Run one submission's model; ``(final state, result columns)``. ``sub["path"]``, when
+        given, is scored instead of the stored upload (the audit's re-trained checkpoint)."""
         out = Path(tempfile.mkdtemp(prefix=f"trashkit-job{sub['id']}-"))
         try:
             ran = self.runner.run(self.job_for(sub, out), self.rules.limits["run_timeout_s"])
