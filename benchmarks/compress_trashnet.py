@@ -80,7 +80,7 @@ def parse() -> argparse.Namespace:
     return args
 
 
-def build_steps(ctx: cp.Study, a: argparse.Namespace) -> dict:
+def build_steps(ctx: cp.Baseline, a: argparse.Namespace) -> dict:
     """Each step's candidates, built lazily (training happens when a step is called)."""
     ft = a.finetune_epochs
     return {
@@ -93,7 +93,7 @@ def build_steps(ctx: cp.Study, a: argparse.Namespace) -> dict:
     }
 
 
-def scan_step(ctx: cp.Study, args: argparse.Namespace, out: Path) -> None:
+def scan_step(ctx: cp.Baseline, args: argparse.Namespace, out: Path) -> None:
     """The pruning sensitivity scan, written to ``sensitivity.csv`` when it is done."""
     scan = cp.sensitivity_scan(ctx, [float(r) for r in args.scan.split(",")], args.scan_epochs)
     write_atomic(out / "sensitivity.csv", scan.to_csv(index=False))
@@ -107,7 +107,7 @@ def main() -> None:
     if not args.resume:
         write_json(out / "benchmark.json", {k: v for k, v in vars(args).items() if k != "resume"})
     t0 = time.perf_counter()
-    ctx = cp.Study(args.checkpoint, out)
+    ctx = cp.Baseline(args.checkpoint, out)
     print(
         f"{args.checkpoint}: {ctx.cfg.model} @ {ctx.size}px, {len(ctx.eval_labels)} "
         f"{ctx.eval_split} images of its run; run folder {out}",

@@ -20,7 +20,7 @@ from pathlib import Path
 from trashkit.checkpoint import load_checkpoint
 from trashkit.runs import write_json
 from trashkit.scoring import score_run_split
-from trashkit.train import TrainConfig, train
+from trashkit.train import TrainConfig, train_once
 
 #: ../shared/datasets/trashnet beside the repository, wherever the command runs from
 TRASHNET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "trashnet"
@@ -48,13 +48,7 @@ def run_one(params: dict, folder: Path) -> dict:
     scores_path = folder / "test_scores.json"
     if scores_path.is_file():
         return json.loads(scores_path.read_text())
-    if (folder / "metrics.json").is_file():
-        metrics = json.loads((folder / "metrics.json").read_text())
-    else:
-        resume = (folder / "config.json").is_file()
-        metrics = train(
-            None if resume else TrainConfig.from_dict(params), folder, resume=resume, progress=False
-        )
+    metrics = train_once(TrainConfig.from_dict(params), folder)
     best = score_run_split(load_checkpoint(folder / "best.pt"), "test")
     last = score_run_split(load_checkpoint(folder / "last.pt"), "test")
     result = {

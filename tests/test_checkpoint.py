@@ -63,7 +63,7 @@ def test_loading_never_runs_planted_code(tmp_path):
 def test_every_entry_point_refuses_a_planted_checkpoint(
     tmp_path, trained_run, tiny_crops, isolated_home
 ):
-    from trashkit.compress.pipeline import Study
+    from trashkit.compress.pipeline import Baseline
     from trashkit.scoring import evaluate
     from trashkit.train import train
 
@@ -76,7 +76,7 @@ def test_every_entry_point_refuses_a_planted_checkpoint(
     attempts = {
         "scoring": lambda: evaluate(evil, latency_runs=2, progress=False),
         "resume": lambda: train(None, copy, resume=True, progress=False),
-        "chapter 7": lambda: Study(evil, tmp_path / "study"),
+        "chapter 7": lambda: Baseline(evil, tmp_path / "study"),
         "init_from": lambda: train(
             {
                 "data": str(tiny_crops),

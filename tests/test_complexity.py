@@ -378,7 +378,7 @@ def test_interleaved_latency_takes_turns_and_ranks():
     df = interleaved_latency(
         {"heavy": (model("heavy", 30), x), "light": (model("light", 1), x)}, rounds=20, warmup=2
     )
-    assert calls[:4] == ["heavy", "light", "heavy", "light"]  # turns, not blocks
+    assert calls[:4] == ["heavy", "light", "light", "heavy"]  # turns (the first rotating)
     assert len(calls) == 2 * (20 + 2)
     assert list(df.model) == ["heavy", "light"] and (df.rounds == 20).all()
     assert df.speedup.iloc[0] == 1.0 and df.speedup.iloc[1] > 3  # 30x the work

@@ -71,14 +71,14 @@ def test_decomposition_lowers_macs_and_is_exact_at_full_rank():
     assert low(x).shape == (2, 6)
     # SVD of a 1x1 conv at full rank reproduces it exactly
     conv = nn.Conv2d(32, 32, 1)
-    from trashkit.compress.decompose import _tucker2
+    from trashkit.compress.decompose import decompose_conv
 
-    assert _tucker2(conv, 1.0) is None  # full rank would not save MACs: left alone
+    assert decompose_conv(conv, 1.0) is None  # full rank would not save MACs: left alone
     torch.manual_seed(1)
     wide = nn.Conv2d(16, 64, 1)
     with torch.no_grad():  # a weight of rank 4: rank 4 = 0.25 * 16 reproduces it exactly
         wide.weight.copy_((torch.randn(64, 4) @ torch.randn(4, 16)).view(64, 16, 1, 1))
-    two = _tucker2(wide, 0.25)  # 4 * (16 + 64) = 320 MACs/pixel < 16 * 64 = 1024
+    two = decompose_conv(wide, 0.25)  # 4 * (16 + 64) = 320 MACs/pixel < 16 * 64 = 1024
     assert two is not None
     z = torch.randn(1, 16, 5, 5)
     assert torch.allclose(two(z), wide(z), atol=1e-5)
@@ -198,7 +198,7 @@ def test_sensitivity_scan_and_the_fair_baseline(trained_run, tmp_path, isolated_
     from trashkit.compress import pipeline as cp
 
     run_dir, _ = trained_run
-    ctx = cp.Study(run_dir / "best.pt", tmp_path)
+    ctx = cp.Baseline(run_dir / "best.pt", tmp_path)
     scan = cp.sensitivity_scan(ctx, [0.4, 0.7], epochs=1)
     assert list(scan.target) == [1.0, 0.7, 0.4]  # the original first, then largest to smallest
     assert (scan["kept MACs"] <= scan.target + 1e-9).all()

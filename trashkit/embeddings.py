@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .complexity import measure_latency
 from .data import normalize_batch
 from .metrics import macro_f1
 from .paths import data_dir
@@ -249,26 +250,19 @@ def search_latency(
     t0 = time.perf_counter()
     index = make_index(bank, kind)
     build = time.perf_counter() - t0
-    for i in range(min(10, queries)):  # warm-up
-        index.search(q[i : i + 1], k)
-    times, found = [], []
+    lat = measure_latency(lambda x: index.search(x, k), q[:1], warmup=10, runs=queries)
     with torch.inference_mode():
-        for i in range(queries):
-            t = time.perf_counter()
-            _, ids = index.search(q[i : i + 1], k)
-            times.append(time.perf_counter() - t)
-            found.append(ids[0].numpy())
+        found = index.search(q, k)[1].numpy()
         exact = (q @ bank.T).topk(min(k, n_stored), dim=1).indices.numpy()
-    ms = 1000 * np.asarray(times)
     return {
         "index": kind,
         "name": index.name,
         "n_stored": n_stored,
         "dim": dim,
-        "median_ms": float(np.median(ms)),
-        "p90_ms": float(np.percentile(ms, 90)),
+        "median_ms": lat.median_ms,
+        "p90_ms": lat.p90_ms,
         "build_s": build,
-        "recall_at_k": recall_at_k(np.stack(found), exact),
+        "recall_at_k": recall_at_k(found, exact),
         "macs_per_query": n_stored * dim,
     }
 

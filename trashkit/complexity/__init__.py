@@ -7,7 +7,7 @@ from . import formulas
 from .analytic import by_category, count_layers
 from .formulas import Cost
 from .guard import Escape, check_countable, find_escapes
-from .latency import Latency, interleaved_latency, measure_latency
+from .latency import Latency, interleaved_latency, measure_latency, percentile, time_in_turns
 from .official import compare_counters, flopcounter_macs, official_macs, ptflops_count
 
 __all__ = [
@@ -22,6 +22,8 @@ __all__ = [
     "flopcounter_macs",
     "formulas",
     "interleaved_latency",
+    "percentile",
+    "time_in_turns",
     "measure_latency",
     "official_macs",
     "ptflops_count",

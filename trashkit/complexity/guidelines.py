@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from .analytic import count_layers
-from .latency import measure_latency
+from .latency import time_in_turns
 
 HW = 56
 BLOCKS = 10
@@ -274,24 +274,9 @@ def time_variants(
     Variants take turns within a repetition (and the starting variant rotates), so slow drift
     of a shared machine hits every variant alike instead of favouring the one timed first.
     """
-    models = [v.build().eval() for v in variants]
-    rows = []
-    lat = None
-    for r in range(repeats):
-        for k in range(len(variants)):
-            i = (k + r) % len(variants)
-            v = variants[i]
-            lat = measure_latency(
-                models[i],
-                (v.in_channels, HW, HW),
-                batch=batch,
-                warmup=warmup,
-                runs=runs,
-                device=device,
-                threads=threads,
-            )
-            rows.append({"repeat": r, "variant": v.label, "median ms": lat.median_ms})
-    out = pd.DataFrame(rows)
+    built = {v.label: (v.build().eval(), (v.in_channels, HW, HW)) for v in variants}
+    turns, lat = time_in_turns(built, repeats, runs, warmup, batch, threads, device)
+    out = turns.rename(columns={"model": "variant"})
     out.attrs.update(
         device=lat.device,
         threads=lat.threads,

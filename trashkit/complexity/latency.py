@@ -54,7 +54,7 @@ def device_name(device: torch.device | str) -> str:
 
 def measure_latency(
     model: nn.Module | Callable,
-    input_size: tuple[int, ...] = (3, 156, 156),
+    input_size: tuple[int, ...] | torch.Tensor = (3, 156, 156),
     batch: int = 1,
     warmup: int = 10,
     runs: int = 50,
@@ -62,7 +62,8 @@ def measure_latency(
     device: str | torch.device = "cpu",
     min_seconds: float = 0.0,
 ) -> Latency:
-    """Time ``model`` on zeros of ``(batch, *input_size)`` in eval mode without gradients.
+    """Time ``model`` on zeros of ``(batch, *input_size)`` (or on ``input_size`` itself when
+    it is a tensor) in eval mode without gradients.
 
     ``model`` is an ``nn.Module`` or any callable on a tensor (an ONNX Runtime session
     wrapper is timed exactly like PyTorch). CUDA timings use CUDA events (GPU time, no host
@@ -79,7 +80,10 @@ def measure_latency(
     was_training = is_module and model.training
     if is_module:
         model.eval().to(device)
-    x = torch.zeros((batch, *input_size), device=device)
+    if isinstance(input_size, torch.Tensor):
+        x = input_size.to(device)
+    else:
+        x = torch.zeros((batch, *input_size), device=device)
     try:
         times = _time_runs(model, x, warmup, runs, min_seconds)
     finally:
@@ -128,33 +132,56 @@ def _time_runs(
     return times
 
 
-def interleaved_latency(
-    models: dict[str, tuple], rounds: int = 300, warmup: int = 10
-) -> pd.DataFrame:
-    """Time several models side by side, CPU batch 1: ``models`` maps a name to
-    ``(callable, input tensor)``; every round runs each once in turn.
+def time_in_turns(
+    models: dict[str, tuple[Callable, tuple[int, ...] | torch.Tensor]],
+    repeats: int,
+    runs: int = 20,
+    warmup: int = 5,
+    batch: int = 1,
+    threads: int | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[pd.DataFrame, Latency]:
+    """The one way trashkit compares models' speed: ``models`` maps a name to ``(model,
+    input size or example input)``; each of ``repeats`` rounds times every model once with
+    :func:`measure_latency` (median of ``runs`` calls), the models taking turns and the
+    first one rotating from round to round.
 
-    Why interleave: on a shared machine the load drifts over seconds; timing model A for a
-    minute and then model B compares two different machines. Taking turns exposes every
-    model to the same noise, so their *ratio* is trustworthy even when the absolute ms is not.
-    Returns one row per model: median and p90 ms and the speed-up over the first model.
+    Why turns: on a shared machine the load drifts over seconds; timing model A for a minute
+    and then model B compares two different machines. Taking turns exposes every model to
+    the same noise, so their *ratio* is trustworthy even when the absolute ms is not.
+    Returns one row per (repeat, model) with its median ms, and the last measurement (for
+    the device, threads and torch version it was taken with).
     """
     if not models:
-        raise ValueError("interleaved_latency: no models given")
-    times: dict[str, list[float]] = {name: [] for name in models}
-    with torch.inference_mode():
-        for _ in range(warmup):
-            for fn, x in models.values():
-                fn(x)
-        for _ in range(rounds):
-            for name, (fn, x) in models.items():
-                t0 = time.perf_counter()
-                fn(x)
-                times[name].append((time.perf_counter() - t0) * 1000)
-    base = statistics.median(next(iter(times.values())))
+        raise ValueError("time_in_turns: no models given")
+    names = list(models)
+    rows, lat = [], None
+    for r in range(repeats):
+        for k in range(len(names)):
+            name = names[(k + r) % len(names)]
+            fn, size = models[name]
+            lat = measure_latency(fn, size, batch, warmup, runs, threads, device)
+            rows.append({"repeat": r, "model": name, "median ms": lat.median_ms})
+    return pd.DataFrame(rows), lat
+
+
+def interleaved_latency(
+    models: dict[str, tuple[Callable, tuple[int, ...] | torch.Tensor]],
+    rounds: int = 300,
+    warmup: int = 10,
+) -> pd.DataFrame:
+    """Batch-1 CPU latency of several models side by side (:func:`time_in_turns` with one
+    call per turn, ``rounds`` turns): one row per model with the median and p90 ms over its
+    calls and the speed-up over the first model. A model's input is given by its size
+    ``(C, H, W)`` or by an example tensor."""
+    if warmup:  # warm-up turns, untimed
+        time_in_turns(models, warmup, runs=1, warmup=0)
+    turns, _ = time_in_turns(models, rounds, runs=1, warmup=0)
+    first = next(iter(models))
+    base = turns[turns.model == first]["median ms"].median()
     rows = []
-    for name, t in times.items():
-        t.sort()
+    for name in models:
+        t = sorted(turns[turns.model == name]["median ms"])
         med = statistics.median(t)
         rows.append(
             {

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import pandas as pd
 from torch import nn
 
-from .latency import measure_latency
+from .latency import time_in_turns
 from .official import official_macs
 
 
@@ -53,15 +53,15 @@ def _time_size(
     device: str,
 ) -> tuple[dict[str, list[float]], object]:
     """Median ms of ``runs`` timed calls, ``repeats`` times per model, models taking turns."""
-    medians: dict[str, list[float]] = {name: [] for name in models}
-    lat = None
-    for _ in range(repeats):
-        for name, model in models.items():
-            lat = measure_latency(
-                model, (3, size, size), runs=runs, warmup=warmup, threads=threads, device=device
-            )
-            medians[name].append(lat.median_ms)
-    return medians, lat
+    turns, lat = time_in_turns(
+        {name: (m, (3, size, size)) for name, m in models.items()},
+        repeats,
+        runs,
+        warmup,
+        threads=threads,
+        device=device,
+    )
+    return {name: list(turns[turns.model == name]["median ms"]) for name in models}, lat
 
 
 def latency_study(

@@ -44,12 +44,31 @@ def ranks(conv: nn.Conv2d, rank_ratio: float) -> tuple[int, int]:
 
 
 def decompose_conv(conv: nn.Conv2d, rank_ratio: float) -> nn.Module | None:
-    """One convolution in its low-rank form (Tucker-2 for k x k, SVD for 1x1), or None when
+    """One convolution in its low-rank form (SVD for 1x1, Tucker-2 for k x k), or None when
     that would not lower its MACs."""
-    return _tucker2(conv, rank_ratio)
+    k = conv.weight.shape[2] * conv.weight.shape[3]
+    return _svd_1x1(conv, rank_ratio) if k == 1 else _tucker2(conv, rank_ratio)
+
+
+def _svd_1x1(conv: nn.Conv2d, rank_ratio: float) -> nn.Module | None:
+    """A 1x1 conv as two thinner ones: the truncated SVD ``W ~ U_r S_r V_r^T``."""
+    w = conv.weight.data
+    cout, cin = w.shape[:2]
+    r = max(1, int(min(cout, cin) * rank_ratio))
+    if r * (cin + cout) >= cout * cin:
+        return None
+    u, s, vh = torch.linalg.svd(w.view(cout, cin), full_matrices=False)
+    first = nn.Conv2d(cin, r, 1, bias=False)
+    last = nn.Conv2d(r, cout, 1, bias=conv.bias is not None)
+    first.weight.data = (torch.diag(s[:r]) @ vh[:r]).view(r, cin, 1, 1)
+    last.weight.data = u[:, :r].reshape(cout, r, 1, 1).contiguous()
+    if conv.bias is not None:
+        last.bias.data = conv.bias.data.clone()
+    return nn.Sequential(first, last)
 
 
 def _tucker2(conv: nn.Conv2d, rank_ratio: float) -> nn.Module | None:
+    """A k x k conv as 1x1 (in -> r_in), k x k core (r_in -> r_out), 1x1 (r_out -> out)."""
     import tensorly as tl
     from tensorly.decomposition import partial_tucker
 
@@ -57,20 +76,7 @@ def _tucker2(conv: nn.Conv2d, rank_ratio: float) -> nn.Module | None:
     w = conv.weight.data
     cout, cin, kh, kw = w.shape
     r_out, r_in = ranks(conv, rank_ratio)
-    old = cout * cin * kh * kw
-    if kh * kw == 1:
-        r = max(1, int(min(cout, cin) * rank_ratio))
-        if r * (cin + cout) >= old:
-            return None
-        u, s, vh = torch.linalg.svd(w.view(cout, cin), full_matrices=False)
-        first = nn.Conv2d(cin, r, 1, bias=False)
-        last = nn.Conv2d(r, cout, 1, bias=conv.bias is not None)
-        first.weight.data = (torch.diag(s[:r]) @ vh[:r]).view(r, cin, 1, 1)
-        last.weight.data = u[:, :r].reshape(cout, r, 1, 1).contiguous()
-        if conv.bias is not None:
-            last.bias.data = conv.bias.data.clone()
-        return nn.Sequential(first, last)
-    if cin * r_in + r_in * r_out * kh * kw + r_out * cout >= old:
+    if cin * r_in + r_in * r_out * kh * kw + r_out * cout >= cout * cin * kh * kw:
         return None
     (core, (u_out, u_in)), _ = partial_tucker(
         w, rank=[r_out, r_in], modes=[0, 1], init="svd", n_iter_max=50
@@ -99,7 +105,7 @@ def decompose_model(
             and m.groups == 1
             and min(m.in_channels, m.out_channels) >= min_channels
         ):
-            new = _tucker2(m, rank_ratio)
+            new = decompose_conv(m, rank_ratio)
             if new is None:
                 continue
             parent_name, _, child = name.rpartition(".")

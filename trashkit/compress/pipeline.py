@@ -19,15 +19,16 @@ from torch import nn
 from ..checkpoint import Checkpoint, describe_architecture, load_checkpoint, save_checkpoint
 from ..complexity import official_macs
 from ..data import normalize_batch
-from ..train import TrainConfig, run_split, train
+from ..train import TrainConfig, run_split, train_once
 from .decompose import decompose_model
 from .onnx_rt import OrtModel, export_onnx, quantize_int8
 from .prune import prune_to_macs
 from .report import Candidate, eval_f1
 
 
-class Study:
-    """The checkpoint under study, its training config and its evaluation images.
+class Baseline:
+    """The baseline every technique is compared with: the checkpoint to compress, its
+    training config and its evaluation images.
 
     Evaluation uses the run's *test* images when it held some back (``test_fraction``),
     otherwise its validation images (which chose ``best.pt``: slightly optimistic, and the
@@ -69,16 +70,7 @@ class Study:
         resumes from its ``last.pt``: a long benchmark survives an interruption.
         """
         folder = self.out / name
-        if not (folder / "metrics.json").is_file():
-            resume = (folder / "config.json").is_file()
-            train(
-                None
-                if resume
-                else replace(self.cfg, epochs=epochs, chapter=7, kind=name, **overrides),
-                folder,
-                resume=resume,
-                progress=False,
-            )
+        train_once(replace(self.cfg, epochs=epochs, chapter=7, kind=name, **overrides), folder)
         return load_checkpoint(folder / "best.pt").build_model()
 
     def save_network(self, model: nn.Module, name: str) -> Path:
@@ -97,12 +89,12 @@ class Study:
         return path
 
 
-def original(s: Study) -> Candidate:
+def original(s: Baseline) -> Candidate:
     return Candidate("original", s.model, "the checkpoint as trained")
 
 
 def distilled(
-    s: Study, student: str, epochs: int, temperature: float = 4.0, alpha: float = 0.7
+    s: Baseline, student: str, epochs: int, temperature: float = 4.0, alpha: float = 0.7
 ) -> list[Candidate]:
     """The student with the original as teacher, and the same student alone (same seed)."""
     alone = s.retrain("student_alone", epochs, model=student)
@@ -124,7 +116,7 @@ def distilled(
     ]
 
 
-def pruned(s: Study, target_ratio: float, epochs: int, lr: float = 0.02) -> Candidate:
+def pruned(s: Baseline, target_ratio: float, epochs: int, lr: float = 0.02) -> Candidate:
     model, info = prune_to_macs(s.model, s.size, target_ratio)
     note = f"{info['ratio']:.0%} of the original MACs"
     if epochs > 0:
@@ -134,7 +126,7 @@ def pruned(s: Study, target_ratio: float, epochs: int, lr: float = 0.02) -> Cand
     return Candidate("pruned", model, note, info)
 
 
-def continued(s: Study, epochs: int, lr: float = 0.02) -> Candidate:
+def continued(s: Baseline, epochs: int, lr: float = 0.02) -> Candidate:
     """The original trained ``epochs`` more epochs with the fine-tuning recipe (``init_from``).
 
     Why: a pruned or decomposed variant fine-tuned for ``epochs`` has trained that much longer
@@ -149,7 +141,9 @@ def continued(s: Study, epochs: int, lr: float = 0.02) -> Candidate:
     )
 
 
-def sensitivity_scan(s: Study, ratios: list[float], epochs: int, lr: float = 0.02) -> pd.DataFrame:
+def sensitivity_scan(
+    s: Baseline, ratios: list[float], epochs: int, lr: float = 0.02
+) -> pd.DataFrame:
     """Prune the original to each MACs ratio, fine-tune ``epochs`` epochs, measure macro-F1.
 
     One row per ratio: the target, the MACs actually kept (torch-pruning removes channels in
@@ -188,7 +182,7 @@ def sensitivity_scan(s: Study, ratios: list[float], epochs: int, lr: float = 0.0
     return pd.DataFrame(rows)
 
 
-def decomposed(s: Study, rank_ratio: float, epochs: int, lr: float = 0.02) -> Candidate:
+def decomposed(s: Baseline, rank_ratio: float, epochs: int, lr: float = 0.02) -> Candidate:
     model, names = decompose_model(s.model, rank_ratio)
     note = f"Tucker-2/SVD rank x{rank_ratio} on {len(names)} convs"
     if epochs > 0 and names:
@@ -198,7 +192,7 @@ def decomposed(s: Study, rank_ratio: float, epochs: int, lr: float = 0.02) -> Ca
     return Candidate("decomposed", model, note, {"replaced": names})
 
 
-def onnx_candidates(s: Study, int8: bool = True) -> list[Candidate]:
+def onnx_candidates(s: Baseline, int8: bool = True) -> list[Candidate]:
     path = export_onnx(s.model, s.size, s.out / "model.onnx")
     out = [Candidate("ONNX Runtime fp32", OrtModel(path), "same weights, ONNX Runtime CPU")]
     if int8:
@@ -213,7 +207,7 @@ def onnx_candidates(s: Study, int8: bool = True) -> list[Candidate]:
     return out
 
 
-def arcface(s: Study, epochs: int) -> Candidate:
+def arcface(s: Baseline, epochs: int) -> Candidate:
     model = s.retrain(
         "arcface", epochs, model=f"arcface:{s.cfg.model}", loss="arcface", mixup=0.0, cutmix=0.0
     )

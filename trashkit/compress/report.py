@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from torch import nn
 
 from ..complexity import measure_latency, official_macs
 from ..metrics import macro_f1, predict
-from ..scoring import COMPETITION_TEST_IMAGES, score_macs, score_time
+from ..scoring import COMPETITION_TEST_IMAGES, score_macs, score_time, timed_predictions
 from .onnx_rt import OrtModel
 
 
@@ -73,9 +72,7 @@ def evaluate_candidate(
     row says so instead of a wrong number.
     """
     model = c.model.cpu().eval() if isinstance(c.model, nn.Module) else c.model
-    t0 = time.perf_counter()
-    preds = predict(model, _one_by_one(images)).pred
-    seconds = time.perf_counter() - t0
+    preds, seconds = timed_predictions(model, _one_by_one(images))
     f1 = macro_f1(labels, preds, n_classes)
     lat = measure_latency(model, (3, image_size, image_size), runs=latency_runs)
     if isinstance(model, OrtModel):

@@ -16,6 +16,7 @@ from .evaluate import (
     score_folder,
     score_run_split,
     submission,
+    timed_predictions,
 )
 from .formulas import (
     COMPETITION_TEST_IMAGES,
@@ -59,4 +60,5 @@ __all__ = [
     "score_run_split",
     "score_time",
     "submission",
+    "timed_predictions",
 ]

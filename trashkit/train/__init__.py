@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .callbacks import Callback, Distill, LiveCurves, StartFrom, StopAfter
@@ -48,8 +49,27 @@ def train(
             run.lock.release()
 
 
+def train_once(
+    cfg: TrainConfig | dict,
+    output_dir: str | Path,
+    callbacks: list[Callback] = (),
+    progress: bool = False,
+) -> dict:
+    """The run ``cfg`` in ``output_dir``, trained exactly once however often this is called:
+    a finished run's ``metrics.json`` is read back, a half-finished one resumes from its
+    ``last.pt`` (its saved config must agree with ``cfg``), a new folder starts the run.
+    Why: a long benchmark or a chapter re-run after an interruption must neither repeat
+    finished work nor start over."""
+    folder = Path(output_dir)
+    if (folder / "metrics.json").is_file():
+        return json.loads((folder / "metrics.json").read_text())
+    resume = (folder / "config.json").is_file()
+    return train(cfg, folder, resume=resume, callbacks=callbacks, progress=progress)
+
+
 __all__ = [
     "train",
+    "train_once",
     "TrainConfig",
     "run_split",
     "Callback",
