@@ -170,11 +170,13 @@ def _add_teams(args) -> int:
 def _status(args) -> int:
     from . import board, phase
     from .rules import load_rules
+    from sqlalchemy import func, select
+
     from .store import teams
 
     engine, rules = _engine(args), load_rules(args.dir)
     with engine.connect() as conn:
-        n_teams = conn.execute(teams.count()).scalar_one()
+        n_teams = conn.execute(select(func.count()).select_from(teams)).scalar_one()
     state = "closed" if phase.is_closed(engine, rules) else "open"
     shown = "shown" if phase.private_visible(engine, rules) else "hidden"
     print(f"{rules.title}: {rules.edition} edition, {state}, private leaderboard {shown}")

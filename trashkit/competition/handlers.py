@@ -11,6 +11,7 @@ from . import board, phase
 from .errors import Refused
 from .intake import used_today
 from .store import teams
+from sqlalchemy import func, select
 from .teams import team_for_token
 from .tokens import verify_token
 from .web import Base
@@ -117,7 +118,7 @@ class Admin(Base):
             return
         engine = self.site.engine
         with engine.connect() as conn:
-            n_teams = conn.execute(teams.count()).scalar_one()
+            n_teams = conn.execute(select(func.count()).select_from(teams)).scalar_one()
         self.render(
             "admin.html",
             heading="Admin",

@@ -13,10 +13,13 @@ import asyncio
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import Engine
 from tornado.httpserver import HTTPServer
+from tornado.ioloop import IOLoop
 from tornado.netutil import bind_sockets
 from tornado.web import Application
 
@@ -120,3 +123,32 @@ def serve(
 ) -> None:
     """Run the server (and ``workers`` worker processes) until SIGTERM or Ctrl-C."""
     asyncio.run(_serve(Path(folder), host, port, db, workers))
+
+
+def serve_in_thread(folder: str | Path, engine: Engine, host: str = "127.0.0.1"):
+    """A server on a free port in a background thread: ``(url, stop)``. For tests and a
+    notebook's rehearsal; no workers are started (run a :class:`.worker.Worker` beside it)."""
+    ready, box = threading.Event(), {}
+
+    def run() -> None:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        app = make_app(folder, engine)
+        limit = int(app.settings["site"].rules.limits["upload_mb"] * 2**20 + api.ENVELOPE)
+        server = HTTPServer(app, max_body_size=limit)
+        sockets = bind_sockets(0, host)
+        server.add_sockets(sockets)
+        box.update(url=f"http://{host}:{sockets[0].getsockname()[1]}", loop=IOLoop.current())
+        ready.set()
+        IOLoop.current().start()
+        server.stop()
+
+    thread = threading.Thread(target=run, daemon=True, name="competition-server")
+    thread.start()
+    ready.wait(30)
+
+    def stop() -> None:
+        box["loop"].add_callback(box["loop"].stop)
+        thread.join(10)
+
+    stop_fn: Callable[[], None] = stop
+    return box["url"], stop_fn
