@@ -17,7 +17,6 @@ from tornado.ioloop import IOLoop
 from tornado.web import RequestHandler, stream_request_body
 
 from . import board
-from .checks import check_upload
 from .errors import Refused
 from .intake import accept, used_today
 from .phase import closed_at
@@ -78,6 +77,8 @@ class Submit(Base):
         key = self.request.headers.get("Idempotency-Key")
         if key is not None and not _KEY.fullmatch(key):
             raise Refused("Idempotency-Key must be 1-64 letters, digits, - or _")
+        from .checks import check_upload  # PyTorch: loaded by the first upload, not at start
+
         loop = IOLoop.current()
         checked = await loop.run_in_executor(site.pool, check_upload, data, name, site.rules)
         row, new = await loop.run_in_executor(

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import requests
 
-RETRIES = 5
+#: how long a dropped connection is retried (a server restart takes seconds on a busy machine)
+RETRY_S = 90.0
 FINAL = ("scored", "failed", "timed_out")
 
 
@@ -57,14 +58,15 @@ def _call(method: str, url: str, token: str, timeout: float = 120, **kwargs) -> 
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     headers.update(kwargs.pop("headers", {}))
     upload = kwargs.pop("upload", None)
-    for attempt in range(RETRIES):
+    deadline, wait = time.monotonic() + RETRY_S, 0.5
+    while True:
         try:
             return _answer(_send(method, url, headers, timeout, upload, kwargs))
         except (requests.ConnectionError, requests.Timeout) as exc:
-            if attempt == RETRIES - 1:
+            if time.monotonic() + wait > deadline:
                 raise SubmissionError(f"cannot reach the server at {url}: {exc}") from None
-            time.sleep(min(8.0, 0.5 * 2**attempt))
-    raise AssertionError("unreachable")
+            time.sleep(wait)
+            wait = min(4.0, wait * 2)
 
 
 def submit(

@@ -14,15 +14,18 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, func, select
 
 from ..runs import write_atomic
-from .checks import Checked
 from .errors import Refused
 from .rules import Rules
 from .store import submissions as subs
 from .store import teams
+
+if TYPE_CHECKING:  # the checks import PyTorch; the server imports them on the first upload
+    from .checks import Checked
 
 
 def utc_day(ts: float) -> str:

@@ -20,18 +20,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..data import load_source, stratified_split
 from ..runs import write_json
-from ..scoring import (
-    COMPETITION_TEST_IMAGES,
-    F1_BASELINE_MACS,
-    F1_BASELINE_TIME,
-    MACS_BASELINE,
-    TIME_BASELINE,
-    score_macs,
-    score_time,
-)
 from .tokens import hash_token, new_token
+
+# trashkit.data and trashkit.scoring import PyTorch: they are imported where they are used, so
+# the web server (which reads rules) starts in a second and comes back fast after a restart
 
 EDITIONS = ("macs", "time")
 #: the smallest and largest input side a checkpoint may choose when the rules leave it free
@@ -83,6 +76,8 @@ class Rules:
 
     def score(self, f1: float, macs: float | None, seconds_per_image: float | None) -> float:
         """This edition's score (lower is better) with the rules' baselines."""
+        from ..scoring import score_macs, score_time
+
         b = self.baselines
         if self.edition == "macs":
             return score_macs(f1, float(macs), b["macs"], b["f1"])
@@ -105,6 +100,14 @@ class Rules:
 
 def default_baselines(edition: str) -> dict:
     """The back-derived baselines of trashkit.scoring for ``edition`` (overridable)."""
+    from ..scoring import (
+        COMPETITION_TEST_IMAGES,
+        F1_BASELINE_MACS,
+        F1_BASELINE_TIME,
+        MACS_BASELINE,
+        TIME_BASELINE,
+    )
+
     if edition == "macs":
         return {"macs": MACS_BASELINE, "f1": F1_BASELINE_MACS}
     return {"time_s": TIME_BASELINE, "f1": F1_BASELINE_TIME, "time_images": COMPETITION_TEST_IMAGES}
@@ -202,6 +205,8 @@ def create_competition(
 
     Returns ``(rules, admin token)``; the token is shown once and stored only hashed.
     """
+    from ..data import load_source, stratified_split
+
     check_options(edition, public_fraction, daily_limit, final_picks)
     parse_closing(closes)
     folder = Path(folder)
