@@ -42,6 +42,9 @@ class ImageCache:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     build_seconds: float = 0.0
     from_disk: bool = False
+    #: soft targets (``N x classes`` probabilities) a training loader hands out instead of
+    #: ``labels`` when present: a teacher's answers (``trashkit.train.bank``)
+    targets: np.ndarray | None = None
 
     def __len__(self) -> int:
         """Number of cached images (skipped files are not counted)."""

@@ -102,6 +102,13 @@ class CachedDataset(Dataset):
     def rows(self, positions) -> np.ndarray:
         return self.indices[np.asarray(positions, dtype=np.int64)]
 
+    def targets(self, rows: np.ndarray) -> torch.Tensor:
+        """What the loss compares with: the labels, or the cache's soft targets if it has
+        them (a teacher's probabilities)."""
+        if self.cache.targets is not None:
+            return torch.from_numpy(np.asarray(self.cache.targets[rows], dtype=np.float32))
+        return torch.from_numpy(self.cache.labels[rows].astype(np.int64))
+
     def __getitem__(self, k):
         if isinstance(k, tuple):
             seed, positions = k
@@ -112,7 +119,7 @@ class CachedDataset(Dataset):
             x = torch.from_numpy(x)
             if self.augment is not None:
                 x = self.augment(x, seed)
-            return x, torch.from_numpy(self.cache.labels[rows].astype(np.int64))
+            return x, self.targets(rows)
         i = int(self.indices[k])
         return torch.from_numpy(np.array(self.cache.images[i])), int(self.cache.labels[i])
 
@@ -129,7 +136,7 @@ class DeviceBatches:
     def __init__(self, ds: CachedDataset, sampler: EpochBatches, device: torch.device):
         self.ds, self.sampler, self.device = ds, sampler, torch.device(device)
         self.images = torch.from_numpy(np.array(ds.cache.images)).to(self.device)  # copied once
-        self.labels = torch.from_numpy(ds.cache.labels.astype(np.int64)).to(self.device)
+        self.labels = ds.targets(np.arange(len(ds.cache))).to(self.device)
 
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)

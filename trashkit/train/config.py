@@ -36,6 +36,9 @@ class TrainConfig:
     # --- model
     model: str = "mbv3_reduced"  # family spec, shipped config name, or YAML path
     init_from: str | None = None  # start from this checkpoint's network and weights
+    pretrained: str | None = None  # "imagenet" (or a state-dict path): weights for the
+    #                                  backbone, a fresh classifier for the data's classes
+    freeze: int = 0  # leading blocks of the network's `features` kept fixed (fine-tuning)
     # --- optimisation: SGD + OneCycleLR
     epochs: int = 30
     batch_size: int = 64
@@ -57,6 +60,8 @@ class TrainConfig:
     # --- extras
     ema: float = 0.0  # exponential moving average of the weights (0: off)
     teacher: str | None = None  # checkpoint to distil from (knowledge distillation)
+    teacher_bank: str | None = None  # a bank of a teacher's answers (trashkit.train.bank):
+    #                                  train on its views with its probabilities as targets
     kd_temperature: float = 4.0
     kd_alpha: float = 0.7  # weight of the teacher's soft targets
     # --- machine
@@ -120,6 +125,22 @@ class TrainConfig:
                 f"('arcface:{self.model}'), got model={self.model!r}: the loss "
                 "reads the network's outputs as scaled cosines"
             )
+        if self.teacher_bank and (self.teacher or self.mixup or self.cutmix):
+            raise ValueError(
+                "training parameter teacher_bank trains on the bank's views and answers: it "
+                "cannot be combined with a live teacher, mixup or cutmix (a mixed image has "
+                "no teacher answer in the bank)"
+            )
+        if self.teacher_bank and self.loss not in ("ce", "class_weights"):
+            raise ValueError(
+                f"training parameter teacher_bank needs loss='ce' or 'class_weights' (soft "
+                f"targets), got loss={self.loss!r}"
+            )
+        if self.pretrained and self.init_from:
+            raise ValueError(
+                "training parameters pretrained and init_from both choose the starting "
+                "weights: give one of them"
+            )
         if self.val_fraction + self.test_fraction >= 1:
             raise ValueError(
                 f"training parameters val_fraction + test_fraction = "
@@ -179,6 +200,12 @@ RULES: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
     ),
     "model": (str, _nonempty, "a model spec, shipped config name or YAML path"),
     "init_from": ((str, None), lambda v: True, "a checkpoint path or None"),
+    "pretrained": (
+        (str, None),
+        lambda v: v is None or _nonempty(v),
+        "'imagenet', a state-dict path or None",
+    ),
+    "freeze": (int, lambda v: v >= 0, "an integer >= 0 (blocks of `features` to keep fixed)"),
     "epochs": (int, lambda v: v >= 1, "an integer >= 1"),
     "batch_size": (int, lambda v: v >= 1, "an integer >= 1"),
     "lr": (float, lambda v: v > 0, "a positive number"),
@@ -199,6 +226,7 @@ RULES: dict[str, tuple[Any, Callable[[Any], bool], str]] = {
     "focal_gamma": (float, lambda v: v >= 0, "a number >= 0"),
     "ema": (float, _unit, "a decay in [0, 1) (0: off)"),
     "teacher": ((str, None), lambda v: True, "a checkpoint path or None"),
+    "teacher_bank": ((str, None), lambda v: v is None or _nonempty(v), "a bank folder or None"),
     "kd_temperature": (float, lambda v: v > 0, "a positive number"),
     "kd_alpha": (float, lambda v: 0 <= v <= 1, "a number in [0, 1]"),
     "seed": (int, lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)"),

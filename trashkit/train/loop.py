@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from ..checkpoint import Checkpoint, save_checkpoint
 from ..data import DataSplit, MixBatch, normalize_batch
 from ..metrics import macro_f1, predict
+from ..models.pretrained import freeze_blocks
 from ..runs import write_csv
 from .distributed import Dist
 from .config import TrainConfig
@@ -80,6 +81,7 @@ def fit_epoch(run: Run, epoch: int) -> dict:
     torch.manual_seed(cfg.seed * 1000 + epoch)  # mixup & dropout draws depend on the epoch only
     run.batches.set_epoch(epoch)
     run.model.train()
+    freeze_blocks(run.net, cfg.freeze)  # fixed blocks keep their batch-norm statistics
     total, seen = torch.zeros((), device=run.device), 0
     for x, y in tqdm(
         run.batches,

@@ -29,7 +29,9 @@ from ..checkpoint import Checkpoint, describe_architecture, load_checkpoint
 from ..complexity import check_countable
 from ..data import BatchAugment, DataSplit, MixBatch, make_eval_loader, make_train_loader
 from ..models import build_model
+from ..models.pretrained import freeze_blocks, load_pretrained
 from ..runs import LOCK_NAME, RunLock, new_run_dir, remove_stale_temporaries, write_json
+from .bank import check_bank, load_bank
 from .callbacks import Callback, Distill
 from .config import TrainConfig, run_split
 from .distributed import Dist, barrier, setup_distributed, wrap
@@ -193,14 +195,18 @@ def build_network(
                 f"{start.classes}, but the data has {classes}"
             )
         return start.build_model(), start.architecture
-    return build_model(cfg.model, len(classes)), None
+    net = build_model(cfg.model, len(classes))
+    if cfg.pretrained:
+        load_pretrained(net, cfg.model, cfg.pretrained)
+    return net, None
 
 
 def build_optimizer(cfg: TrainConfig, net: nn.Module, steps: int):
     """SGD (Nesterov) without weight decay on biases and norms, and OneCycleLR over all
     steps; OneCycle also cycles the momentum when ``cfg.momentum`` is a [low, high] pair."""
-    decay = [p for p in net.parameters() if p.ndim > 1]
-    no_decay = [p for p in net.parameters() if p.ndim <= 1]
+    trained = [p for p in net.parameters() if p.requires_grad]  # frozen blocks stay out
+    decay = [p for p in trained if p.ndim > 1]
+    no_decay = [p for p in trained if p.ndim <= 1]
     rng = cfg.momentum_range
     mom = rng[1] if rng else float(cfg.momentum)
     opt = torch.optim.SGD(
@@ -223,7 +229,9 @@ def build_optimizer(cfg: TrainConfig, net: nn.Module, steps: int):
     return opt, sched
 
 
-def make_batches(cfg: TrainConfig, data, device: torch.device, d: Dist, notes: list[str]):
+def make_batches(
+    cfg: TrainConfig, data, device: torch.device, d: Dist, notes: list[str], bank=None
+):
     """Training batches built by CPU worker processes, or on the GPU from a cache held there
     (``augment_on``), falling back to the workers when the cache does not fit."""
     where = cfg.augment_on
@@ -237,10 +245,15 @@ def make_batches(cfg: TrainConfig, data, device: torch.device, d: Dist, notes: l
                 "half the free GPU memory: augmenting in CPU workers instead"
             )
             where = "workers"
-    augment = BatchAugment((cfg.randaugment_n, cfg.randaugment_m), cfg.crop_scale, cfg.cutout)
+    if bank is not None:  # the bank's views are augmented already, each as the teacher saw it
+        cache, info = bank
+        notes.append(f"training on {len(cache)} views of teacher {info['teacher']}")
+        cache_rows, augment = (cache, np.arange(len(cache))), BatchAugment(None, flip=False)
+    else:
+        augment = BatchAugment((cfg.randaugment_n, cfg.randaugment_m), cfg.crop_scale, cfg.cutout)
+        cache_rows = (data.cache, data.train_idx)
     return make_train_loader(
-        data.cache,
-        data.train_idx,
+        *cache_rows,
         cfg.batch_size,
         cfg.seed,
         augment,
@@ -324,9 +337,12 @@ def start(
             net, arch = build_network(cfg, data.classes, callbacks)
         if cfg.teacher:  # after the student, so a teacher never changes the student's init
             callbacks.append(teacher_callback(cfg, data.classes))
+        bank = load_bank(cfg.teacher_bank) if cfg.teacher_bank else None
+        if bank is not None:
+            check_bank(bank[1], cfg, data)
         if d.main and (not resume or saved is None):
             write_json(out / "config.json", cfg.to_dict())
-        run = assemble(cfg, out, data, device, d, net, arch, callbacks, progress, saved)
+        run = assemble(cfg, out, data, device, d, (net, arch, saved, bank), callbacks, progress)
     except BaseException:
         if lock is not None:
             lock.release()
@@ -339,16 +355,19 @@ def start(
     return run
 
 
-def assemble(cfg, out, data, device, d, net, arch, callbacks, progress, saved=None) -> Run:
-    """Put the parts together (and restore ``last.pt`` when there is one)."""
+def assemble(cfg, out, data, device, d, parts, callbacks, progress) -> Run:
+    """Put the parts together (and restore ``last.pt`` when there is one); ``parts`` is
+    ``(network, its architecture, last.pt's checkpoint or None, the teacher bank or None)``."""
+    net, arch, saved, bank = parts
     net = net.to(device).train()
+    freeze_blocks(net, cfg.freeze)
     check_countable(net)
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
     model = wrap(net, d, device, cfg.sync_bn)
     net = getattr(model, "module", net)
     notes = list(data.notes)
-    batches = make_batches(cfg, data, device, d, notes)
+    batches = make_batches(cfg, data, device, d, notes, bank)
     optimizer, scheduler = build_optimizer(cfg, net, max(1, len(batches)))
     dtype = amp_dtype(cfg, device)
     run = Run(
