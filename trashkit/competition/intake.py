@@ -59,11 +59,11 @@ def _existing(conn, team_id: int, key: str | None) -> dict | None:
     return dict(row) if row else None
 
 
-def _check_quota(conn, rules: Rules, team_id: int, now: float) -> None:
-    """Refuse when the team's accepted submissions today reach the daily limit."""
-    used = conn.execute(
-        select(func.count()).where(subs.c.team_id == team_id, subs.c.day == utc_day(now))
-    ).scalar_one()
+def check_quota(used: int, rules: Rules, now: float | None = None) -> None:
+    """Refuse when ``used`` accepted submissions today reach the daily limit. The server
+    asks this before reading an upload (a cheap early answer) and again, atomically, in
+    :func:`accept`."""
+    now = time.time() if now is None else now
     if used >= rules.daily_limit:
         raise Refused(
             f"daily limit reached: {used} of {rules.daily_limit} submissions accepted today "
@@ -109,7 +109,10 @@ def accept(
             earlier = _existing(conn, team["id"], client_key)
             if earlier is not None:
                 return earlier, False
-            _check_quota(conn, rules, team["id"], now)
+            used = conn.execute(
+                select(func.count()).where(subs.c.team_id == team["id"], subs.c.day == utc_day(now))
+            ).scalar_one()
+            check_quota(used, rules, now)
             row = _row(team["id"], now, checked, client_key)
             new_id = conn.execute(subs.insert().values(**row)).inserted_primary_key[0]
             path = stored_path(folder, new_id, checked.ext)
