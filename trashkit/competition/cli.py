@@ -51,6 +51,9 @@ def _lecturer_commands(sub) -> None:
     wk.add_argument("dir")
     wk.add_argument("--lease", type=float, default=60.0, help="seconds a claim holds")
     wk.add_argument(
+        "--nice", type=int, default=10, help="lower the worker's CPU priority (pages stay fast)"
+    )
+    wk.add_argument(
         "--idle-exit", type=float, default=None, help="stop after this many idle seconds"
     )
     for p in (at, ats, sv, wk):
@@ -189,6 +192,8 @@ def _status(args) -> int:
 def _worker(args) -> int:
     from .worker import Worker
 
+    if args.nice:
+        os.nice(args.nice)  # inherited by the model processes: the web server comes first
     worker = Worker(args.dir, _engine(args), lease_s=args.lease)
     worker.handle_signals()
     print(f"worker {worker.name} scoring jobs of {args.dir}", flush=True)
