@@ -490,3 +490,24 @@ def test_private_numbers_stay_hidden_until_the_reveal_even_for_the_admin(comp, l
     assert ok.status_code == 200
     after = requests.get(f"{live}/api/team", headers=auth, timeout=30).json()
     assert after["submissions"][0]["private_f1"] == pytest.approx(0.123456)
+
+
+def test_onnx_macs_differ_from_the_official_count_exactly_as_documented(tmp_path):
+    """docs/lecturer-guide.md: ONNX = official - batch-norm elements - pooling inputs (batch
+    norm folded into the bias-free convolutions at export)."""
+    from trashkit.competition.macs_onnx import onnx_macs
+    from trashkit.complexity import official_macs
+    from trashkit.complexity.analytic import count_layers
+    from trashkit.compress.onnx_rt import export_onnx
+    from trashkit.models import build_model
+
+    net = build_model("tiny", 6).eval()
+    path = export_onnx(net, 64, tmp_path / "tiny.onnx")
+    got = onnx_macs(onnx.load(str(path)), 64)
+    table = count_layers(net, (3, 64, 64))
+    bn = int(table[table.category == "batchnorm"].in_numel.sum())
+    pools = int(table[(table.category == "pool") & (table.type != "mean")].in_numel.sum())
+    official = official_macs(net, 64)
+    assert (official, got["total"]) == (953_702, 911_974)  # the figures the guide quotes
+    assert got["total"] == official - bn - pools
+    assert set(got["by_op"]) == {"Conv", "Gemm"}
