@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 
 from trashkit.competition import board, checks, phase, queue
 from trashkit.competition.errors import Refused
-from trashkit.competition.intake import accept
+from trashkit.competition.intake import accept, already_sent
 from trashkit.competition.rules import create_competition, load_rules
 from trashkit.competition.sample import labelled_test_folder, random_checkpoint
 from trashkit.competition.store import open_store, submissions
@@ -268,6 +268,9 @@ def test_quota_counts_accepted_uploads_per_utc_day_and_retries_are_free(comp, ck
     first, new = submit_direct(comp, ckpt_bytes, key="abc")
     again, new_again = submit_direct(comp, ckpt_bytes, key="abc")
     assert new and not new_again and again["id"] == first["id"]
+    team_id = first["team_id"]
+    assert already_sent(comp["engine"], team_id, "abc")  # a retry skips the early quota check
+    assert not already_sent(comp["engine"], team_id, "zzz")
     submit_direct(comp, ckpt_bytes)
     submit_direct(comp, ckpt_bytes)
     assert n_rows(comp["engine"]) == 3

@@ -18,7 +18,7 @@ from tornado.web import RequestHandler, stream_request_body
 
 from . import board
 from .errors import Refused
-from .intake import accept, check_quota, used_today
+from .intake import accept, already_sent, check_quota, used_today
 from .phase import closed_at
 from .pages import when
 from .web import Base, view
@@ -39,7 +39,9 @@ class Submit(Base):
         if self.closed():
             closed = when(closed_at(self.site.engine, self.site.rules))
             raise Refused(f"the competition closed at {closed}; no more submissions", 403)
-        check_quota(used_today(self.site.engine, self._team["id"]), self.site.rules)
+        key = self.request.headers.get("Idempotency-Key")
+        if not already_sent(self.site.engine, self._team["id"], key):  # a retry gets its answer
+            check_quota(used_today(self.site.engine, self._team["id"]), self.site.rules)
         length = self.request.headers.get("Content-Length")
         if length is None or not length.isdigit():
             raise Refused("send the upload with a Content-Length header", 411)

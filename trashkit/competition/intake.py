@@ -48,6 +48,12 @@ def used_today(engine: Engine, team_id: int, now: float | None = None) -> int:
         ).scalar_one()
 
 
+def already_sent(engine: Engine, team_id: int, key: str | None) -> bool:
+    """True when this team already stored an upload under this idempotency key (a retry)."""
+    with engine.connect() as conn:
+        return _existing(conn, team_id, key) is not None
+
+
 def _existing(conn, team_id: int, key: str | None) -> dict | None:
     if not key:
         return None
