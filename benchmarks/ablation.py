@@ -34,7 +34,9 @@ ROWS = {  # in the order they run: the levers most likely to matter first
         "model": "mobilenetv3:width=0.5,depth=0.5",
     },
     "teacher: width 1, depth 1 (19.9M MACs)": {"model": "mobilenetv3:width=1.0,depth=1.0"},
-    "distilled from the teacher": {"teacher": "{root}/teacher/seed{seed}/best.pt"},
+    "distilled from the teacher": {
+        "teacher": "{root}/teacher/split{seed}-seed" + str(RECOMMENDED["seed"]) + "/best.pt"
+    },
 }
 TEACHER_ROW = "teacher: width 1, depth 1 (19.9M MACs)"
 
@@ -68,7 +70,8 @@ def report(root: Path, rows: list[str], seeds: list[int]) -> pd.DataFrame:
     """The table of every row whose seeds have all finished (written to ablation.json)."""
     summaries = []
     for row in rows:
-        files = [root / folder_name(row) / f"seed{s}" / "test_scores.json" for s in seeds]
+        folders = [root / folder_name(row) / f"split{s}-seed{BASE['seed']}" for s in seeds]
+        files = [f / "test_scores.json" for f in folders]
         if all(f.is_file() for f in files):
             summaries.append(summary_row(row, [json.loads(f.read_text()) for f in files]))
     table = pd.DataFrame(summaries).set_index("row")
@@ -123,9 +126,9 @@ def main() -> None:
     else:
         table = run(root, spec["rows"], spec["data"], spec["seeds"])
     cols = [
-        "seeds",
-        "test macro-F1 (best by val)",
+        "runs",
         "test macro-F1 (last epoch)",
+        "test macro-F1 (best by val)",
         "val macro-F1",
         "MACs",
         "training s",

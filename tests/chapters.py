@@ -82,8 +82,9 @@ def check_structure(
     tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1
     after = next(c for c in nb.cells[tagged[0] + 1 :] if c.cell_type == "code").source
-    assert after.splitlines()[0] == "from trashkit.notebook import check_parameters"
-    assert after.splitlines()[1].startswith("given = check_parameters(globals())")
+    lines = [line for line in after.splitlines() if line.strip()]
+    assert lines[0] == "from trashkit.notebook import check_parameters"
+    assert lines[1].startswith("given = check_parameters(globals())")
     cells = exercise_cells(nb)
     assert len(cells) >= 3 and (n_exercises is None or len(cells) == n_exercises), len(cells)
     for src in cells:

@@ -240,8 +240,7 @@ def test_defaults_are_the_recommended_trashnet_recipe():
     ns: dict = {}
     exec(parameters_cell(chapter(NAME)), ns)  # noqa: S102
     quick = {
-        **protocol.RECOMMENDED,
-        **protocol.RECIPES["quick"],
+        **protocol.QUICK,
         "val_fraction": protocol.VAL_FRACTION,
         "test_fraction": protocol.TEST_FRACTION,
     }

@@ -106,15 +106,18 @@ def test_every_entry_point_refuses_a_planted_checkpoint(
         assert not marker.exists(), name
 
 
-def test_torch_load_appears_once_and_only_with_weights_only():
-    """The whole package reads checkpoints through trashkit.checkpoint alone."""
+def test_torch_load_appears_only_with_weights_only():
+    """The package reads checkpoints through trashkit.checkpoint alone, and pretrained
+    weights (plain state dicts) in trashkit.models.pretrained; every load is weights_only
+    (the checkpoint module's legacy opt-in aside)."""
     calls = {}
     for path in (REPO / "trashkit").rglob("*.py"):
-        for line in path.read_text().splitlines():
-            if re.search(r"torch\.load\(", line):
-                calls.setdefault(path.relative_to(REPO).as_posix(), []).append(line.strip())
-    assert list(calls) == ["trashkit/checkpoint.py"], calls
+        text = path.read_text()
+        for m in re.finditer(r"torch\.(load|hub\.load_state_dict_from_url)\((.*?)\)\n", text, re.S):
+            calls.setdefault(path.relative_to(REPO).as_posix(), []).append(m.group(2))
+    assert sorted(calls) == ["trashkit/checkpoint.py", "trashkit/models/pretrained.py"], calls
     assert "weights_only=not trust_legacy" in " ".join(calls["trashkit/checkpoint.py"])
+    assert all("weights_only=True" in c for c in calls["trashkit/models/pretrained.py"])
 
 
 def _roundtrip(model: torch.nn.Module, tmp_path: Path, name: str) -> torch.nn.Module:

@@ -554,8 +554,12 @@ def check_silent_database(hostile, cached):
 
 
 def check_command_line_errors(hostile, cached):
+    import contextlib
+    import io
     import subprocess
     import sys
+
+    from trashkit.__main__ import main
 
     for args, message in (
         (["train", "--set", "model=tinyy"], "trashkit train: error: training parameter model="),
@@ -565,19 +569,20 @@ def check_command_line_errors(hostile, cached):
             "trashkit search: error: search parameter objective='flops' is invalid",
         ),
     ):
-        done = subprocess.run(
-            [sys.executable, "-m", "trashkit", *args], capture_output=True, text=True, cwd=REPO
-        )
-        assert done.returncode == 2, done
-        assert done.stderr.strip().splitlines() == [done.stderr.strip()]  # one line
-        assert message in done.stderr and "Traceback" not in done.stderr
-    done = subprocess.run(
-        [sys.executable, "-m", "trashkit", "--debug", "train", "--set", "model=tinyy"],
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            assert main(args) == 2
+        assert err.getvalue().strip().splitlines() == [err.getvalue().strip()]  # one line
+        assert message in err.getvalue()
+    with pytest.raises(ValueError, match="model='tinyy'"):  # --debug: the exception itself
+        main(["--debug", "train", "--set", "model=tinyy"])
+    done = subprocess.run(  # the real command: exit status 2, no traceback
+        [sys.executable, "-m", "trashkit", "train", "--set", "model=tinyy"],
         capture_output=True,
         text=True,
         cwd=REPO,
     )
-    assert done.returncode != 0 and "Traceback" in done.stderr  # --debug: the whole trace
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
 
 
 def check_malformed_solution(hostile, cached):

@@ -158,6 +158,7 @@ def test_new_class_scores_and_finetuned_head():
     assert new.out_features == 3 and (new(feats).argmax(1).numpy() == labels).mean() > 0.9
 
 
+@pytest.mark.slow
 def test_arcface_trains_from_the_python_api_and_chapter_4_parameters(
     tmp_path, tiny_crops, isolated_home
 ):

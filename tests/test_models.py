@@ -146,6 +146,7 @@ def test_dump_config_one_entry_per_line_round_trips(tmp_path):
     assert build_yaml_model(tmp_path / "m.yaml", 6)(torch.zeros(1, 3, 32, 32)).shape == (1, 6)
 
 
+@pytest.mark.slow
 def test_families_and_knobs():
     assert official_macs(mobilenetv3(width=0.5), 96) < official_macs(mobilenetv3(), 96)
     assert sum(p.numel() for p in mobilenetv3(depth=0.5).parameters()) < sum(

@@ -72,6 +72,7 @@ def test_every_sampled_architecture_builds_and_passes_the_guard():
     assert built > 40  # the stride cap rejects few samples; everything else builds
 
 
+@pytest.mark.slow
 def test_default_space_is_calibrated_for_a_10M_budget():
     """The default space must put a useful share of random samples under the competition's
     10M-MACs budget at TrashNet sizes; one shared channel range for every slot put 2 in 150
