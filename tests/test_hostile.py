@@ -504,6 +504,22 @@ def check_checked_before_written(hostile, cached):
         assert not folder.exists(), f"{bad} left {sorted(folder.iterdir())}"
 
 
+def check_stale_temporaries(hostile, cached):
+    from trashkit.train.distributed import Dist
+    from trashkit.train.setup import open_run_dir
+
+    folder = hostile["root"] / "interrupted"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(_cfg(hostile)))
+    stale = [folder / ".last.pt.4242.tmp", folder / ".history.csv.77.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a file")  # what a kill during write_atomic leaves
+    (folder / "notes.tmp").write_text("not ours")
+    cfg, out, lock = open_run_dir(None, folder, True, Dist())
+    lock.release()
+    assert not any(p.exists() for p in stale) and (folder / "notes.tmp").exists()
+
+
 def check_machine_on_resume(hostile, cached):
     from trashkit.train import train
 
@@ -797,6 +813,11 @@ TABLE = [
         "on a CPU machine, seed 2⁷⁰, a missing class, a pickled init_from / teacher)",
         "error naming the parameter before config.json is written: no folder is left behind",
         check_checked_before_written,
+    ),
+    (
+        "half-written `.name.pid.tmp` files left by a save that was killed",
+        "removed when the run folder is next opened (under its lock); other files are left",
+        check_stale_temporaries,
     ),
     (
         "a run started on a GPU resumed on a CPU machine",
