@@ -1,11 +1,13 @@
-"""Checks for chapter 5's exercises (scoring): both competition scores, the per-class report
-read from a confusion matrix, and a prediction about scoring on the validation split.
+"""Checks for chapter 5's exercises (scoring): the submit-time baseline solved from a published
+row, the MACs that tie a change of F1 in the MACs edition, a confusion matrix on which accuracy
+hides what macro-F1 shows, a prediction of how far a public and a private half disagree, and the
+design task (a cheaper input size, measured).
 
-The expected values come from the helpers the chapter uses at scale
-(:func:`trashkit.scoring.score_macs`, :func:`trashkit.scoring.score_time`,
-:func:`trashkit.metrics.f1_report`), so "right" means "agrees with the leaderboard".
-Boundary cases (F1 just below 0.5, exactly at the baseline) are tried first: that is where
-the usual slips show.
+Every check compares with a property or with trashkit's own helpers (a derived baseline must
+reproduce the score it came from through :func:`trashkit.scoring.score_time`; a tie must tie
+in :func:`trashkit.scoring.score_macs`; a matrix is measured with
+:func:`trashkit.metrics.f1_report`; a predicted spread must match a simulation), never with the
+text of a solution, and names the usual slip when an answer is wrong.
 """
 
 from __future__ import annotations
@@ -22,239 +24,260 @@ from .core import ExerciseError, call, close, ok, require
 MB, FB = scoring.MACS_BASELINE, scoring.F1_BASELINE_MACS
 TB, FT = scoring.TIME_BASELINE, scoring.F1_BASELINE_TIME
 
-# --- Exercise 5.1: the MACs edition ----------------------------------------------------------
-
-MACS_CASES = [(0.49, MB), (0.5, MB / 2), (0.7, 2e6), (FB, MB), (0.9, 3e6), (0.3, 5e6)]
-
-
-def _macs_slips(f1: float, macs: float) -> dict[str, float]:
-    below = 1 - f1 / FB
-    return {
-        "below F1 0.5 the F1 term is 1 (the model counts as useless), not 1 - F1/baseline": macs
-        / MB
-        + below,
-        "above the baseline F1 the F1 term has half weight: 0.5 * (1 - F1/baseline)": macs / MB
-        + below,
-        "the MACs term is MACs / MACs_baseline (you inverted it)": MB / macs
-        + scoring.score_f1_part(f1),
-        "the MACs term is missing": scoring.score_f1_part(f1),
-        "the F1 term is 1 - F1/baseline (you wrote F1/baseline - 1 or inverted the ratio)": macs
-        / MB
-        + (f1 / FB - 1 if f1 >= 0.5 else 1.0),
-    }
-
-
-def check_score_macs(fn: Callable[[float, float], float]) -> str:
-    """``fn(f1, macs)`` -> the MACs-edition score with the default baselines."""
-    for f1, macs in MACS_CASES:
-        got = call(fn, f1, macs, name="my_score_macs")
-        want = scoring.score_macs(f1, macs)
-        if close(got, want, rel=1e-6, abs_tol=1e-9):
-            continue
-        slips = _macs_slips(f1, macs)
-        if f1 < 0.5:
-            slips = {k: v for k, v in slips.items() if "half weight" not in k}
-        elif f1 < FB:
-            slips = {
-                k: v for k, v in slips.items() if "below F1 0.5" not in k and "half weight" not in k
-            }
-        else:
-            slips = {k: v for k, v in slips.items() if "below F1 0.5" not in k}
-        why = next(
-            (w for w, v in slips.items() if close(got, v, rel=1e-6)),
-            "score = MACs/MACs_base + (1 if F1 < 0.5, 1 - F1/F1_base below the "
-            "baseline, half of that above it)",
-        )
-        raise ExerciseError(
-            f"my_score_macs(f1={f1}, macs={macs:,.0f}): expected {want:.4f}, got {got} - {why}"
-        )
-    return ok(
-        "my_score_macs agrees with scoring.score_macs on 6 cases, including the jump "
-        "at F1 = 0.5 and the half weight above the baseline"
-    )
-
-
-# --- Exercise 5.2: the submit-time edition ---------------------------------------------------
-
-TIME_CASES = [(0.7012, 58.1225), (0.687, 63.08), (0.70, 60.0), (0.9, 10.0), (0.3, 43.15)]
-
 
 def _sig(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-z))
 
 
-def _time_slips(f1: float, t: float) -> dict[str, float]:
+# --- Exercise 5.1: the submit-time baseline from one published row --------------------------
+
+#: (F1, seconds, baseline time that made the score): other baselines than 43.15 s on purpose
+TIME_ROWS = [(0.7012, 58.1225, TB), (0.65, 90.0, 30.0), (0.74, 20.0, 61.7), (0.70, 60.0, 50.0)]
+
+
+def _time_baseline_slips(f1: float, t: float, score: float) -> dict[str, float]:
+    """What the usual slips return for a row (solved wrongly on paper)."""
+    f1_term = _sig(20 * (FT - f1))
     return {
-        "the sigmoid's argument is 20 * (F1_base - F1): a better F1 must LOWER the score": 0.5
+        "the time term is 0.5 * t / T0: you dropped the 0.5": t / (score - f1_term),
+        "you solved for 1 / T0: T0 = 0.5 t / (score - F1 term)": (score - f1_term) / (0.5 * t),
+        "subtract the F1 term (the sigmoid) from the score before dividing": 0.5 * t / score,
+        "the sigmoid's argument is 20 * (0.70 - F1), not 20 * (F1 - 0.70)": 0.5
         * t
-        / TB
-        + _sig(20 * (f1 - FT)),
-        "the time term has weight 0.5": t / TB + _sig(20 * (FT - f1)),
-        "the time term is time / time_baseline (you inverted it)": 0.5 * TB / t
-        + _sig(20 * (FT - f1)),
-        "the factor 20 inside the sigmoid is missing": 0.5 * t / TB + _sig(FT - f1),
-        "sigmoid(z) = 1 / (1 + exp(-z)), not exp(z)": 0.5 * t / TB + math.exp(20 * (FT - f1)),
+        / (score - _sig(20 * (f1 - FT))),
     }
 
 
-def check_score_time(fn: Callable[[float, float], float]) -> str:
-    """``fn(f1, seconds)`` -> the submit-time score with the default baselines."""
-    for f1, t in TIME_CASES:
-        got = call(fn, f1, t, name="my_score_time")
-        want = scoring.score_time(f1, t)
-        if close(got, want, rel=1e-6, abs_tol=1e-9):
+def check_time_baseline(fn: Callable[[float, float, float], float]) -> str:
+    """``fn(f1, seconds, score)`` -> the baseline time that makes the row's score exact, with
+    the baseline F1 0.70. Right means: put back into :func:`scoring.score_time`, it gives the
+    score back - on rows made with other baselines than 43.15 s, so no constant passes."""
+    for f1, t, base in TIME_ROWS:
+        score = scoring.score_time(f1, t, time_baseline=base)
+        got = call(fn, f1, t, score, name="time_baseline")
+        try:
+            back = scoring.score_time(f1, t, time_baseline=float(got))
+        except (TypeError, ValueError, ZeroDivisionError):
+            back = math.nan
+        if close(back, score, rel=1e-9):
             continue
         why = next(
-            (w for w, v in _time_slips(f1, t).items() if close(got, v, rel=1e-6)),
-            "score = 0.5 * t / 43.15 + 1 / (1 + exp(-20 * (0.70 - F1)))",
+            (w for w, v in _time_baseline_slips(f1, t, score).items() if close(got, v, rel=1e-6)),
+            "solve score = 0.5 * t / T0 + sigmoid(20 * (0.70 - F1)) for T0",
         )
         raise ExerciseError(
-            f"my_score_time(f1={f1}, seconds={t}): expected {want:.4f}, got {got} - {why}"
+            f"time_baseline(f1={f1}, seconds={t}, score={score:.6f}): got {got}, but that "
+            f"baseline gives the score {back:.6f} - {why}"
         )
     return ok(
-        f"my_score_time agrees with scoring.score_time; the team's 200-epoch row "
-        f"(F1 0.7012, 58.1225 s) scores {scoring.score_time(0.7012, 58.1225):.4f}"
+        "time_baseline solves the submit-time formula for its baseline: each row's own "
+        "baseline gives its score back exactly"
     )
 
 
-# --- Exercise 5.3: the per-class report from a confusion matrix ------------------------------
+# --- Exercise 5.2: the MACs that tie a change of F1 (MACs edition) -------------------------
 
-#: rows = true class, columns = predicted class (scikit-learn's convention)
-CM_CASES = [
-    np.array([[5, 1, 0], [2, 3, 1], [0, 0, 4]]),
-    np.array([[8, 2, 0], [4, 1, 0], [3, 0, 0]]),  # class 2 is never predicted
-    np.array([[50, 0, 0, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 2]]),
+#: (F1 now, MACs now, F1 of the other model): on the ramp, across the kink, above the baseline,
+#: across the jump at 0.5 (both ways), and a tie no model can reach (negative MACs)
+TIE_CASES = [
+    (0.70, 9e6, 0.72),
+    (0.80, 9e6, 0.86),
+    (0.85, 5e6, 0.90),
+    (0.52, 9e6, 0.48),
+    (0.48, 9e6, 0.55),
+    (0.90, 2e6, 0.60),
 ]
 
 
-def _expected_report(cm: np.ndarray) -> dict:
-    y_true = np.repeat(np.arange(len(cm)), cm.sum(1))
-    y_pred = np.concatenate([np.repeat(np.arange(len(cm)), row) for row in cm])
-    rep = f1_report(y_true, y_pred, [str(k) for k in range(len(cm))])
-    pc = rep["per_class"]
+def _tie_slips(f1_from: float, macs: float, f1_to: float) -> dict[str, float]:
+    def ramp(f: float) -> float:
+        return 1 - f / FB
+
+    def full_weight(f: float) -> float:  # the jump kept, the half weight forgotten
+        return 1.0 if f < 0.5 else ramp(f)
+
+    def no_jump(f: float) -> float:  # the half weight kept, the jump forgotten
+        return ramp(f) if f < FB else 0.5 * ramp(f)
+
+    part = scoring.score_f1_part
     return {
-        "precision": [pc[str(k)]["precision"] for k in range(len(cm))],
-        "recall": [pc[str(k)]["recall"] for k in range(len(cm))],
-        "f1": [pc[str(k)]["f1-score"] for k in range(len(cm))],
-        "macro_f1": rep["macro_f1"],
-        "accuracy": rep["accuracy"],
-        "weighted": float(
-            np.average([pc[str(k)]["f1-score"] for k in range(len(cm))], weights=cm.sum(1))
-        ),
+        "above the baseline F1 the F1 term has half weight": macs
+        + MB * (full_weight(f1_from) - full_weight(f1_to)),
+        "below F1 0.5 the F1 term is 1 whatever the F1 (the jump)": macs
+        + MB * (no_jump(f1_from) - no_jump(f1_to)),
+        "a better F1 buys MORE MACs, not fewer (check the sign)": macs
+        - MB * (part(f1_from) - part(f1_to)),
+        "the F1 term's change must be scaled by MACs_baseline (13,863,553)": macs
+        + part(f1_from)
+        - part(f1_to),
     }
 
 
-def _as_list(got: dict, key: str, n: int) -> np.ndarray:
-    try:
-        arr = np.asarray(got[key], dtype=float).reshape(-1)
-    except (TypeError, ValueError, KeyError):
-        raise ExerciseError(f"class_report(...)[{key!r}] must be one number per class") from None
-    require(
-        arr.shape == (n,),
-        f"class_report(...)[{key!r}] has {arr.size} values: expected one per class ({n})",
-    )
-    return arr
-
-
-def _report_case(fn, cm: np.ndarray) -> None:
-    got = call(fn, cm.copy(), name="class_report")
-    require(
-        isinstance(got, dict) and {"precision", "recall", "f1", "macro_f1"} <= set(got),
-        "class_report must return a dict with keys precision, recall, f1, macro_f1",
-    )
-    want, n = _expected_report(cm), len(cm)
-    p, r, f = (_as_list(got, k, n) for k in ("precision", "recall", "f1"))
-    where = f"confusion matrix {cm.tolist()} (rows = true class, columns = predicted)"
-    if not np.all(np.isfinite(np.concatenate([p, r, f]))):
-        raise ExerciseError(
-            f"{where}: a class that is never predicted has precision 0/0; "
-            "count it as 0 (as scikit-learn's zero_division=0 does)"
-        )
-    if not (np.allclose(p, want["precision"]) and np.allclose(r, want["recall"])):
-        swapped = np.allclose(p, want["recall"]) and np.allclose(r, want["precision"])
-        raise ExerciseError(
-            f"{where}: expected precision {np.round(want['precision'], 3).tolist()} and "
-            f"recall {np.round(want['recall'], 3).tolist()}, got {np.round(p, 3).tolist()} "
-            f"and {np.round(r, 3).tolist()} - "
-            + (
-                "precision and recall are swapped: precision divides by the COLUMN sum "
-                "(everything predicted as the class), recall by the ROW sum (every true "
-                "image of the class)"
-                if swapped
-                else "precision = TP / column sum, recall = TP / row sum"
-            )
-        )
-    require(
-        np.allclose(f, want["f1"]),
-        f"{where}: per-class F1 should be "
-        f"{np.round(want['f1'], 3).tolist()}, got "
-        f"{np.round(f, 3).tolist()} - F1 = 2PR / (P + R)",
-    )
-    m = float(got["macro_f1"])
-    if not close(m, want["macro_f1"], rel=1e-6):
-        why = (
-            "that is the accuracy"
-            if close(m, want["accuracy"])
-            else "that is the support-weighted mean; macro means every class counts the same"
-            if close(m, want["weighted"])
-            else "macro-F1 = the plain mean of the per-class F1"
+def check_macs_to_tie(fn: Callable[[float, float, float], float]) -> str:
+    """``fn(f1_from, macs, f1_to)`` -> the MACs at which a model of F1 ``f1_to`` scores exactly
+    what a model of F1 ``f1_from`` with ``macs`` scores in the MACs edition (default baselines;
+    negative when no model at ``f1_to`` can tie)."""
+    for f1_from, macs, f1_to in TIE_CASES:
+        got = call(fn, f1_from, macs, f1_to, name="macs_to_tie")
+        want_score = scoring.score_macs(f1_from, macs)
+        try:
+            tied = scoring.score_macs(f1_to, float(got))
+        except (TypeError, ValueError):
+            tied = math.nan
+        if close(tied, want_score, rel=1e-9, abs_tol=1e-9):
+            continue
+        slips = _tie_slips(f1_from, macs, f1_to)
+        why = next(
+            (w for w, v in slips.items() if close(got, v, rel=1e-6)),
+            "equal scores: MACs'/MACs_base + F1 term(F1') = MACs/MACs_base + F1 term(F1)",
         )
         raise ExerciseError(
-            f"{where}: macro-F1 should be {want['macro_f1']:.4f}, got {m:.4f} - {why}"
+            f"macs_to_tie(f1_from={f1_from}, macs={macs:,.0f}, f1_to={f1_to}): got {got}, "
+            f"which scores {tied:.5f} against {want_score:.5f} - {why}"
         )
-
-
-def check_class_report(fn: Callable[[np.ndarray], dict]) -> str:
-    """``fn(cm)`` -> per-class precision, recall, F1 and the macro-F1 of a confusion matrix
-    (rows true, columns predicted), as :func:`trashkit.metrics.f1_report` computes them."""
-    for cm in CM_CASES:
-        _report_case(fn, cm)
-    big = _expected_report(CM_CASES[2])
+    rate = MB * 0.01 / FB
     return ok(
-        f"class_report matches f1_report. On the last case accuracy is "
-        f"{big['accuracy']:.3f} but macro-F1 only {big['macro_f1']:.3f}: the two "
-        "small classes the model mixes up count as much as the large one"
+        f"macs_to_tie ties every case, across the kink and the jump. Below the baseline 0.01 "
+        f"of F1 is worth {rate:,.0f} MACs; above it half that; crossing 0.5 is worth "
+        f"{MB * 0.5 / FB:,.0f} MACs at once"
     )
 
 
-# --- Exercise 5.4: predict the optimism of validation scores ---------------------------------
+# --- Exercise 5.3: a confusion matrix on which accuracy hides the failure ---------------------
 
-OPTIMISM = ("validation higher", "about equal", "test higher")
+HIDE_ACCURACY, HIDE_MACRO = 0.90, 0.60
 
 
-def check_optimism_prediction(
-    prediction: str,
-    val_f1: float | None = None,
-    test_f1: float | None = None,
-    tolerance: float = 0.01,
-) -> str:
-    """Exercise 5.4 (predict before you run): will ``best.pt`` score higher on the validation
-    images that chose it or on the held-back test images? Without the measurements the
-    prediction is recorded; with them it is compared and the reason explained either way."""
-    require(prediction in OPTIMISM, f"prediction = {prediction!r}: choose one of {OPTIMISM}")
-    if val_f1 is None or test_f1 is None:
-        return ok(f"prediction recorded: {prediction}")
-    gap = val_f1 - test_f1
-    measured = (
-        "about equal"
-        if abs(gap) <= tolerance
-        else "validation higher"
-        if gap > 0
-        else "test higher"
+def _report_of(cm: np.ndarray) -> dict:
+    """trashkit's report of a confusion matrix (rows true, columns predicted)."""
+    n = len(cm)
+    y_true = np.repeat(np.arange(n), cm.sum(1))
+    y_pred = np.concatenate([np.repeat(np.arange(n), row) for row in cm])
+    return f1_report(y_true, y_pred, [str(k) for k in range(n)])
+
+
+def check_accuracy_hides(cm) -> str:
+    """``cm``: a confusion matrix (rows = true class, columns = predicted) on which accuracy is
+    at least 0.90 and macro-F1 at most 0.60, as :func:`trashkit.metrics.f1_report` computes
+    them."""
+    try:
+        arr = np.asarray(cm)
+        ok_shape = arr.ndim == 2 and arr.shape[0] == arr.shape[1] >= 2
+        whole = ok_shape and np.all(arr >= 0) and np.all(arr == np.round(arr))
+    except (TypeError, ValueError):
+        whole = False
+    require(
+        bool(whole) and arr.sum() > 0,
+        f"the answer must be a square matrix of non-negative whole counts with at least 2 "
+        f"classes and one image, got {cm!r}",
     )
-    why = {
-        "validation higher": "best.pt is the epoch that scored highest on the validation "
-        "images, so part of its validation score is luck that the "
-        "test images do not share (selection optimism)",
-        "about equal": "here the selection bought little: the curve was flat near its best "
-        "epoch, or the validation set is large enough for luck to be small",
-        "test higher": "the test images happened to be easier: with a few hundred images "
-        "one image moves a class's F1 by a percent or more, so noise can "
-        "outweigh the optimism; the average over many splits still leans "
-        "to validation",
-    }[measured]
-    head = (
-        f"validation {val_f1:.3f} vs test {test_f1:.3f} (gap {gap:+.3f}): measured "
-        f"'{measured}', you predicted '{prediction}'"
+    arr = arr.astype(np.int64)
+    rep = _report_of(arr)
+    acc, macro = rep["accuracy"], rep["macro_f1"]
+    per_class = [round(rep["per_class"][str(k)]["f1-score"], 3) for k in range(len(arr))]
+    facts = f"accuracy {acc:.3f}, macro-F1 {macro:.3f}, per-class F1 {per_class}"
+    require(
+        acc >= HIDE_ACCURACY,
+        f"{facts} - accuracy must reach {HIDE_ACCURACY}: it is the diagonal over all images, "
+        "so put most of the images in a class the model gets right",
     )
-    return ok(f"{head} - {'as predicted' if measured == prediction else 'a surprise'}: {why}")
+    require(
+        macro <= HIDE_MACRO,
+        f"{facts} - macro-F1 must stay at or below {HIDE_MACRO}: it is the plain mean over the "
+        "classes, so let the model fail on the small ones (their F1 counts as much as the "
+        "large class's)",
+    )
+    return ok(f"{facts}: accuracy looks fine, macro-F1 shows the classes the model misses")
+
+
+# --- Exercise 5.4: predict how far the public and the private half disagree ------------------
+
+#: (accuracy, public images, private images): the course's halves, a small split, a coin
+HALVES_CASES = [(0.70, 2_606, 2_611), (0.90, 400, 100), (0.50, 60, 60)]
+HALVES_DRAWS = 2_000
+HALVES_TOLERANCE = 0.12  # relative; the simulation's own error on a sd is about 2% here
+
+
+def simulated_halves_sd(p: float, n_public: int, n_private: int, draws: int = HALVES_DRAWS):
+    """Standard deviation of (public - private) accuracy of one model that is right on a
+    share ``p`` of the images, over random public/private splits
+    (:func:`trashkit.scoring.resample_halves`)."""
+    n = n_public + n_private
+    right = np.zeros(n, dtype=bool)
+    right[: round(p * n)] = True  # exactly p of the images right; the split decides which half
+    df = scoring.resample_halves(np.ones(n, bool), {"model": right}, n_public, draws, 0, "accuracy")
+    return float((df.public - df.private).std())
+
+
+def check_halves_sd(fn: Callable[[float, int, int], float]) -> str:
+    """``fn(p, n_public, n_private)`` -> the predicted standard deviation of (public accuracy
+    - private accuracy) of one model right on a share ``p`` of the test images, when the
+    images are split at random. Compared with a simulation within 12%."""
+    for p, n1, n2 in HALVES_CASES:
+        got = call(fn, p, n1, n2, name="halves_sd")
+        sim = simulated_halves_sd(p, n1, n2)
+        try:
+            ratio = float(got) / sim
+        except (TypeError, ValueError, ZeroDivisionError):
+            raise ExerciseError(
+                f"halves_sd({p}, {n1}, {n2}) must be a number, got {got!r}"
+            ) from None
+        if abs(ratio - 1) <= HALVES_TOLERANCE:
+            continue
+        var = sim**2
+        why = (
+            "that looks like a variance: take the square root"
+            if close(got, var, rel=0.2)
+            else "each half's accuracy varies; their difference varies more (add the variances)"
+            if 0.6 < ratio < 0.85
+            else "the variance of a share p measured on n images is p (1 - p) / n"
+        )
+        raise ExerciseError(
+            f"halves_sd(p={p}, n_public={n1}, n_private={n2}) = {got}, the simulation gives "
+            f"{sim:.4f} (ratio {ratio:.2f}) - {why}"
+        )
+    p, n1, n2 = HALVES_CASES[0]
+    return ok(
+        f"halves_sd matches the simulation on {len(HALVES_CASES)} splits. With the course's "
+        f"halves, a model right on {p:.0%} of the images reads {float(fn(p, n1, n2)):.4f} "
+        "apart on the two halves in a typical split (one standard deviation)"
+    )
+
+
+# --- Design task: a cheaper input size, measured --------------------------------------------
+
+DESIGN_GAIN = 0.01  # the MACs-edition score must drop at least this much
+
+
+def check_design_size(ckpt, size: int, split: str = "test") -> str:
+    """The design task: at input side ``size``, smaller than its own, the checkpoint must score
+    at least 0.01 lower (better) in the MACs edition than at its own side, on the run's
+    held-out images (``split``; a run without test images falls back to validation, and the
+    message says so). Both sides are measured here with :func:`scoring.score_at_size`:
+    official MACs and macro-F1."""
+    require(
+        isinstance(size, (int, np.integer)) and not isinstance(size, bool) and 16 <= size <= 512,
+        f"design_size must be a whole number of pixels in 16..512, got {size!r}",
+    )
+    require(
+        size < ckpt.image_size,
+        f"design_size {size} px is not smaller than the checkpoint's own {ckpt.image_size} px",
+    )
+    used, warning = scoring.held_out_split(ckpt.config, split)
+    own = scoring.score_at_size(ckpt, ckpt.image_size, used)
+    mine = scoring.score_at_size(ckpt, int(size), used)
+    facts = (
+        f"{size} px: {mine['macs']:,} MACs, {used} macro-F1 {mine['f1']:.4f}, score "
+        f"{mine['score_macs']:.4f}; own size {ckpt.image_size} px: {own['macs']:,} MACs, "
+        f"F1 {own['f1']:.4f}, score {own['score_macs']:.4f}"
+    )
+    if warning:
+        print(warning)
+    jumped = mine["f1"] < 0.5 <= own["f1"]
+    require(
+        mine["score_macs"] <= own["score_macs"] - DESIGN_GAIN,
+        f"{facts} - the score must drop by at least {DESIGN_GAIN}: the F1 lost costs more "
+        "than the MACs saved" + (" (F1 fell below 0.5: the F1 term jumped to 1)" if jumped else ""),
+    )
+    gain = own["score_macs"] - mine["score_macs"]
+    return ok(f"design task met on the {used} split (score {gain:.4f} lower): {facts}")

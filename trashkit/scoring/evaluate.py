@@ -277,3 +277,102 @@ def evaluate(
     if out is not None:
         write_json(out / "scores.json", result)
     return result
+
+
+def held_out_split(config: dict, wanted: str = "test") -> tuple[str, str | None]:
+    """Which split of a run to score, and a warning when it is not the one ``wanted``.
+
+    ``"test"`` is the run's held-back images (they chose nothing); a run trained with
+    ``test_fraction = 0`` has none, so it falls back to ``"val"`` - the images that chose
+    ``best.pt`` - and the warning says the F1 is optimistic."""
+    if wanted not in ("test", "val"):
+        raise ValueError(f"split={wanted!r}: use 'test' (held back) or 'val' (chose best.pt)")
+    if wanted == "val" or config.get("test_fraction", 0.0) > 0:
+        return wanted, None
+    return "val", (
+        "WARNING: this run held back no test images (test_fraction 0): scoring on its "
+        "VALIDATION images, which chose best.pt, so the F1 is optimistic. Train with "
+        "test_fraction > 0."
+    )
+
+
+def score_held_out(ckpt: Checkpoint, wanted: str = "test", device: str = "cpu") -> dict:
+    """:func:`score_run_split` on the run's test split when it held one back, else on its
+    validation split; ``split`` says which was scored and ``warning`` why (None when the
+    wanted split was scored)."""
+    split, warning = held_out_split(ckpt.config, wanted)
+    return {**score_run_split(ckpt, split, device), "split": split, "warning": warning}
+
+
+def score_at_size(ckpt: Checkpoint, size: int, split: str = "val", device: str = "cpu") -> dict:
+    """The checkpoint evaluated at another input side, without retraining: official MACs and
+    macro-F1 on the run's ``split`` images decoded at ``size`` px, and the MACs-edition score.
+    The split is the run's own (it does not depend on the image size)."""
+    config = {**ckpt.config, "image_size": int(size)}
+    data = run_split(config)
+    idx = {"test": data.test_idx, "val": data.val_idx}[split]
+    if len(idx) == 0:
+        raise ValueError(f"the run has no {split} images")
+    model = ckpt.build_model(device)
+    p = predict(model, make_eval_loader(data.cache, idx), device)
+    f1 = f1_report(p.true, p.pred, ckpt.classes)["macro_f1"]
+    macs = official_macs(ckpt.build_model("cpu"), int(size))
+    return {
+        "size": int(size),
+        "split": split,
+        "f1": f1,
+        "macs": macs,
+        "score_macs": score_macs(f1, macs),
+    }
+
+
+def _halves_metric(y: np.ndarray, pred: np.ndarray, n_classes: int, metric: str) -> float:
+    if metric == "accuracy":
+        return float((pred == y).mean())
+    cm = np.bincount(y * n_classes + pred, minlength=n_classes**2).reshape(n_classes, n_classes)
+    tp, actual, predicted = np.diag(cm), cm.sum(1), cm.sum(0)
+    present = actual > 0
+    f1 = 2 * tp[present] / (actual[present] + predicted[present])
+    return float(f1.mean()) if present.any() else 0.0
+
+
+def resample_halves(
+    y_true,
+    predictions: dict,
+    n_public: int,
+    draws: int = 1000,
+    seed: int = 0,
+    metric: str = "macro_f1",
+) -> pd.DataFrame:
+    """How a leaderboard's public and private halves can disagree: ``draws`` times, the test
+    images are split at random into a public half of ``n_public`` and a private rest, and
+    every team's ``metric`` ("macro_f1" or "accuracy") is computed on both halves.
+
+    ``predictions`` maps a team name to its predicted class per image (for accuracy, a
+    boolean "right or wrong" per image works with ``y_true`` all True). One row per draw and
+    team: ``draw, team, public, private``. Draw k uses the k-th ``rng.permutation`` of
+    ``numpy.random.default_rng(seed)``, so a loop written by hand with the same seed gives
+    the same halves."""
+    if metric not in ("macro_f1", "accuracy"):
+        raise ValueError(f"metric={metric!r}: use 'macro_f1' or 'accuracy'")
+    y = np.asarray(y_true).astype(np.int64)
+    preds = {k: np.asarray(v).astype(np.int64) for k, v in predictions.items()}
+    n = len(y)
+    if not 0 < n_public < n or any(len(p) != n for p in preds.values()):
+        raise ValueError(f"n_public={n_public} must split the {n} images; one prediction each")
+    k = int(max(y.max(), *(p.max() for p in preds.values()))) + 1
+    rng = np.random.default_rng(seed)
+    rows = []
+    for d in range(draws):
+        order = rng.permutation(n)
+        pub, priv = order[:n_public], order[n_public:]
+        for team, p in preds.items():
+            rows.append(
+                (
+                    d,
+                    team,
+                    _halves_metric(y[pub], p[pub], k, metric),
+                    _halves_metric(y[priv], p[priv], k, metric),
+                )
+            )
+    return pd.DataFrame(rows, columns=["draw", "team", "public", "private"])

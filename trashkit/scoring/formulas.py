@@ -72,3 +72,85 @@ def calculator():
         s.observe(update, "value")
     update()
     return w.VBox([f1, macs, secs, out])
+
+
+# --- where the baselines come from: the formulas solved for their constants -----------------
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+def time_baseline_from_row(
+    f1: float, seconds: float, score: float, f1_baseline: float = F1_BASELINE_TIME
+) -> float:
+    """The ``time_baseline`` that makes one published row (F1, seconds, score) of the
+    submit-time edition exact: its formula solved for the baseline time."""
+    rest = score - _sigmoid(20.0 * (f1_baseline - f1))
+    if rest <= 0:
+        raise ValueError(f"score {score} is below its F1 term: no positive baseline time fits")
+    return 0.5 * seconds / rest
+
+
+def solve_time_baseline(rows, f1_baseline: float = F1_BASELINE_TIME) -> dict:
+    """Least-squares ``time_baseline`` over published rows ``(f1, seconds, score)``.
+
+    With the baseline F1 fixed, each score is linear in u = 1/time_baseline:
+    ``score - sigmoid(20 (F1_base - F1)) = (0.5 t) u``, so the u that minimises the squared
+    score residuals is ``sum(x y) / sum(x x)`` with x = 0.5 t and y the left-hand side.
+    Returns that baseline, each row's exact one (:func:`time_baseline_from_row`) and each
+    row's residual (score recomputed with the fitted baseline minus the published score).
+    """
+    rows = [tuple(map(float, r)) for r in rows]
+    x = [0.5 * t for _, t, _ in rows]
+    y = [s - _sigmoid(20.0 * (f1_baseline - f)) for f, _, s in rows]
+    u = sum(a * b for a, b in zip(x, y)) / sum(a * a for a in x)
+    fitted = 1.0 / u
+    return {
+        "time_baseline": fitted,
+        "per_row": [time_baseline_from_row(f, t, s, f1_baseline) for f, t, s in rows],
+        "residuals": [score_time(f, t, fitted, f1_baseline) - s for f, t, s in rows],
+    }
+
+
+def implied_f1_time(
+    score: float,
+    seconds: float,
+    time_baseline: float = TIME_BASELINE,
+    f1_baseline: float = F1_BASELINE_TIME,
+) -> float:
+    """The F1 that a published submit-time score and time imply: the formula solved for F1
+    (the inverse of the sigmoid is the logit, ``log(q / (1 - q))``)."""
+    q = score - 0.5 * seconds / time_baseline
+    if not 0 < q < 1:
+        raise ValueError(f"score {score} at {seconds} s leaves an F1 term {q:.4f} outside (0, 1)")
+    return f1_baseline - math.log(q / (1.0 - q)) / 20.0
+
+
+def solve_macs_baselines(rows, f1_baseline_guess: float = 1.0) -> dict:
+    """``(MACs_baseline, F1_baseline)`` by least squares from MACs-edition rows
+    ``(f1, macs, score)``.
+
+    Between F1 0.5 and the baseline, ``score - 1 = a MACs - b F1`` with a = 1/MACs_baseline
+    and b = 1/F1_baseline; above the baseline ``score - 0.5 = a MACs - 0.5 b F1``; below 0.5
+    ``score - 1 = a MACs``. Linear in (a, b) once each row's branch is known, and the branch
+    depends on b: start from ``f1_baseline_guess`` and repeat until no row changes branch.
+    Two rows on the F1 ramp fix both constants exactly; more rows give least squares.
+    """
+    import numpy as np
+
+    rows = np.asarray([tuple(map(float, r)) for r in rows])
+    f1, macs, score = rows.T
+    f1_base = f1_baseline_guess
+    for _ in range(20):
+        below, above = f1 < 0.5, f1 >= f1_base
+        w = np.where(below, 0.0, np.where(above, 0.5, 1.0))  # weight of -b F1
+        c = np.where(above, 0.5, 1.0)  # constant term
+        design = np.column_stack([macs, -w * f1])
+        (a, b), *_ = np.linalg.lstsq(design, score - c, rcond=None)
+        new = 1.0 / b if b > 0 else math.inf
+        if (f1 >= new).tolist() == above.tolist():
+            f1_base = new
+            break
+        f1_base = new
+    return {"macs_baseline": float(1.0 / a), "f1_baseline": float(f1_base)}
