@@ -448,3 +448,199 @@ def test_latency_study_repeats_and_ranges():
     assert (df["lo ms"] <= df["latency ms"]).all() and (df["latency ms"] <= df["hi ms"]).all()
     assert (df["vs size median"] > 0).all()
     assert "32" in correlation_by_size(df).index
+
+
+# --- transformers: attention, layer norm, softmax; what the counter cannot price ----------
+
+
+class SelfAttention(nn.Module):
+    """ViT's call: the same tokens as query, key and value."""
+
+    def __init__(self, dim=4, heads=2, bias=True):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(dim, heads, bias=bias, batch_first=True)
+
+    def forward(self, x):
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
+def test_attention_by_hand():
+    # 2 tokens of 4 numbers, 2 heads of width 2, with biases
+    hand = {
+        "q projection": 2 * 4 * 4 + 2 * 4,
+        "k projection": 40,
+        "v projection": 40,
+        "scale": 2 * 4,
+        "scores QK^T": 2 * 2 * 4,  # L^2 E
+        "softmax": 0,
+        "context AV": 2 * 2 * 4,
+        "out projection": 40,
+    }
+    parts = fm.attention(2, 4, 2)
+    assert {k: v.macs for k, v in parts.items()} == hand
+    assert parts["softmax"].flops == 2 * 2 * (5 * 2 - 2)  # heads x rows x (5n - 2)
+    assert total(SelfAttention(), (2, 4)) == sum(hand.values()) == 200
+    # batch_first=False (sequence, batch, dim) and cross-attention: 3 queries, 5 keys, batch 2
+
+    class Cross(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(8, 4, bias=False)
+
+        def forward(self, x):
+            x = x[0]  # (5, 2, 8)
+            return self.attn(x[:3], x, x)[0]
+
+    want = fm.total(fm.attention(3, 8, 4, kv_tokens=5, bias=False, batch=2)).macs
+    assert total(Cross(), (5, 2, 8)) == want
+    with pytest.raises(ValueError, match="must divide"):
+        fm.attention(2, 5, 2)
+
+
+def test_layernorm_softmax_matmul_by_hand():
+    # layer norm over n = 4, two tokens: 3n + 2 MACs, 7n + 3 FLOPs per token
+    r = row(nn.LayerNorm(4), (2, 4))
+    assert (r.macs, r.flops, r.category) == (2 * 14, 2 * 31, "layernorm")
+    r = row(nn.LayerNorm(4, elementwise_affine=False), (2, 4))
+    assert (r.macs, r.flops) == (2 * 10, 2 * 23)
+    r = row(nn.GroupNorm(2, 4), (4, 3, 3))  # 2 groups of 2 x 9 = 18 elements
+    assert (r.macs, r.params) == (2 * (3 * 18 + 2), 8)
+    r = row(nn.Softmax(dim=1), (3, 5))  # 5 rows of 3 along dim 1: 5n - 2 FLOPs each
+    assert (r.macs, r.flops) == (0, 5 * (5 * 3 - 2))
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Identity()  # not a leaf: what its forward calls is priced
+
+        def forward(self, x):  # functions written in a forward, between modules
+            s = x @ x.transpose(-2, -1)  # (1, 3, 4) x (1, 4, 3): 9 outputs x 4
+            return torch.softmax(s, -1), torch.einsum("bij,bjk->bik", s, x)
+
+    df = count_layers(Net(), (3, 4))
+    df = df[df.category != "free"]
+    assert df.category.tolist() == ["matmul", "softmax", "matmul"]
+    assert df.macs.tolist() == [9 * 4, 0, 12 * 3]
+    assert fm.matmul(3, 4, 3).flops == 9 * 7
+
+
+def test_functional_linear_and_attention_are_priced():
+    class Functional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(4, 4)  # its weight used through F.linear, as Swin does
+
+        def forward(self, x):
+            q = F.linear(x, self.proj.weight, self.proj.bias)
+            return F.scaled_dot_product_attention(q, q, q)
+
+    df = count_layers(Functional(), (3, 4))
+    lin = df[df.category == "linear"].iloc[0]
+    assert (lin.macs, lin.bias_macs) == (3 * 4 * 4 + 12, 12)
+    assert df[df.category == "matmul"].macs.tolist() == [3 * 3 * 4, 3 * 3 * 4]
+    assert df.attrs["unknown"] == []
+
+
+def test_what_cannot_be_priced_is_named():
+    class Odd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = nn.Identity()
+            self.w = nn.Parameter(torch.ones(4, 4))
+
+        def forward(self, x):
+            y = torch.addmm(x[0], x, self.w)  # arithmetic without a formula here
+            return self.inner(y)
+
+    class Upsample(nn.Module):  # a parameter-free leaf we do not know
+        def forward(self, x):
+            return x.repeat(1, 2)
+
+    with pytest.warns(UserWarning, match="cannot price"):
+        df = count_layers(nn.Sequential(Odd(), Upsample()), (4,))
+    assert df.attrs["unknown"] == ["0 (addmm: no formula)", "1 (Upsample)"]
+    with pytest.warns(UserWarning, match="einsum: no formula"):  # three operands: not priced
+        count_layers(_Einsum3(), (2, 2))
+
+
+class _Einsum3(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Identity()
+
+    def forward(self, x):
+        x = self.body(x)[0]
+        return torch.einsum("ij,jk,kl->il", x, x, x)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "mobilenet_v3_small",
+        "shufflenet_v2_x0_5",
+        "resnet18",
+        "efficientnet_b0",
+        "mnasnet0_5",
+        "vit_b_16",
+        "swin_t",
+    ],
+)
+def test_analytic_counter_matches_torchvision_published_counts(name):
+    """torchvision's weights carry ``meta["_ops"]`` ("GFLOPS" in its docs): multiply-adds of
+    convolutions and matrix products, no bias, at the weights' crop size, rounded to 3
+    decimals. Our bias-free conv + linear + matmul MACs must match within 0.5% or half a unit
+    of that rounding, whichever is larger; and nothing may be left unpriced. (ViT-B/16 and
+    Swin-T: before attention was priced the counter reported about 2/3 of their count.)"""
+    from trashkit.complexity.analytic import multiply_adds
+
+    weights = tvm.get_model_weights(name).DEFAULT
+    crop = weights.transforms().crop_size[0]
+    df = count_layers(tvm.get_model(name, weights=None).eval(), (3, crop, crop))
+    ours, published = multiply_adds(df) / 1e9, weights.meta["_ops"]
+    assert abs(ours - published) <= max(0.005 * published, 0.0005), (ours, published)
+    assert df.attrs["unknown"] == []
+    assert df.attrs["total"]["macs"] >= multiply_adds(df)  # the full count adds BN, etc.
+
+
+# --- the roofline and peak activation -----------------------------------------------------
+
+
+def test_arithmetic_intensity_and_roofline_by_hand():
+    c = fm.conv2d(2, 2, 2, 2, 1)  # 16 MACs; mem 8 in + 4 weights + 8 out = 20 elements
+    assert (c.macs, c.mem) == (16, 20)
+    assert fm.arithmetic_intensity(c) == 16 / 80
+    assert fm.roofline(0.2, peak=100e9, bandwidth=20e9) == pytest.approx(4e9)
+    assert fm.roofline(50, peak=100e9, bandwidth=20e9) == 100e9  # past the ridge (5)
+
+
+def test_roofline_table_sums_the_larger_of_two_times():
+    from trashkit.complexity.study import roofline_table
+
+    df = count_layers(nn.Sequential(nn.Conv2d(2, 2, 1, bias=False), nn.ReLU()), (2, 2, 2))
+    t = roofline_table(df, peak=100.0, bandwidth=20.0)  # ridge at 5 MACs/byte
+    conv, relu = t.iloc[0], t.iloc[1]
+    assert conv["bytes"] == 80 and conv["MACs/byte"] == 0.2 and conv["bound"] == "memory"
+    assert conv["roofline us"] == pytest.approx(1e6 * 80 / 20)
+    assert relu["compute us"] == 0 and relu["roofline us"] == pytest.approx(1e6 * 16 * 4 / 20)
+    assert t.attrs["roofline us"] == pytest.approx(1e6 * (80 + 64) / 20)
+    assert t.attrs["MACs-only us"] == pytest.approx(1e6 * 16 / 100)
+
+
+def test_machine_roofline_reports_positive_roofs():
+    from trashkit.complexity.study import machine_roofline
+
+    r = machine_roofline(threads=1, size=64, megabytes=1, cache_megabytes=0.25, runs=2)
+    assert r["peak MACs/s"] > 0 and r["bandwidth bytes/s"] > 0 and r["threads"] == 1
+    assert r["ridge MACs/byte"] == pytest.approx(r["peak MACs/s"] / r["bandwidth bytes/s"])
+
+
+def test_peak_activation_of_a_chain_by_hand():
+    from trashkit.complexity.analytic import peak_activation
+
+    # 3x8x8 -> conv 3->4 (pad 1) -> 4x8x8 -> max-pool 2 -> 4x4x4 -> flatten -> linear 64->6
+    shapes = [(3, 8, 8), (4, 8, 8), (4, 4, 4), (64,), (6,)]
+    assert fm.peak_activation(shapes) == (192 + 256, 0)
+    chain = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.MaxPool2d(2), nn.Flatten())
+    chain.append(nn.Linear(64, 6))
+    peak = peak_activation(count_layers(chain, (3, 8, 8)))
+    assert (peak["name"], peak["elements"], peak["bytes"]) == ("0", 448, 448 * 4)

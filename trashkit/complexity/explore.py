@@ -47,7 +47,8 @@ def layer_cost(
 
 
 def static_table(resolution: int = 56, cin: int = 64, cout: int = 64) -> pd.DataFrame:
-    """The headless fallback: every layer type at one setting, side by side."""
+    """The headless fallback: every layer type at one setting, side by side, with its
+    arithmetic intensity (MACs per element moved, and per byte in float32)."""
     rows = []
     for layer in LAYERS:
         c = layer_cost(layer, cin, cout, 3, 1, 4, resolution)
@@ -60,6 +61,7 @@ def static_table(resolution: int = 56, cin: int = 64, cout: int = 64) -> pd.Data
                 "FLOPs": c.flops,
                 "memory access (elements)": c.mem,
                 "MACs per element moved": round(c.macs / max(1, c.mem), 2),
+                "MACs per byte (fp32)": round(fm.arithmetic_intensity(c, 4), 3),
             }
         )
     return pd.DataFrame(rows).set_index("layer")

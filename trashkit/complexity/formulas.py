@@ -227,3 +227,110 @@ def mem_lower_bound(h: int, w: int, flops: float) -> float:
     """The paper's bound for a 1x1 conv with ``flops`` = B = hw c1 c2 multiply-adds:
     MAC >= 2 sqrt(hw B) + B / (hw), reached when c1 = c2 (AM-GM on c1 + c2)."""
     return 2 * math.sqrt(h * w * flops) + flops / (h * w)
+
+
+# --- transformers: matrix products, softmax, layer norm, attention ---------------------------
+
+
+def matmul(m: int, k: int, n: int, batch: int = 1) -> Cost:
+    """``batch`` products of an ``m x k`` by a ``k x n`` matrix: every one of the m n outputs
+    is a dot product of length k (k MACs, 2k - 1 FLOPs); mem reads both and writes the result."""
+    outputs = batch * m * n
+    return Cost(
+        (batch, m, n), 0, outputs * k, outputs * (2 * k - 1), batch * (m * k + k * n + m * n)
+    )
+
+
+def softmax(shape: tuple[int, ...]) -> Cost:
+    """Softmax over the last axis of length n, computed the stable way: the row's max (n - 1
+    comparisons), x - max (n), exp (n), their sum (n - 1 additions), one division each (n):
+    5n - 2 FLOPs per row and 0 MACs (no multiplication)."""
+    n, rows = int(shape[-1]), _numel(shape[:-1])
+    return Cost(tuple(shape), 0, 0, rows * (5 * n - 2), 2 * rows * n)
+
+
+def layernorm(
+    shape: tuple[int, ...], n: int, affine: bool = True, params: int | None = None
+) -> Cost:
+    """Layer norm over groups of ``n`` elements (the last axis for ``nn.LayerNorm``; one group
+    of C/G channels x H x W for ``nn.GroupNorm``). Unlike batch norm it cannot be folded: its
+    statistics are computed for every input. Per group of n:
+
+    mean       n - 1 additions, 1 multiply by 1/n           1 MAC,      n FLOPs
+    centre     x - mean                                     0 MACs,     n FLOPs
+    variance   n squares, n - 1 additions, 1 multiply       n + 1 MACs, 2n FLOPs
+    1/std      + eps, sqrt, 1 / ...                         0 MACs,     3 FLOPs
+    normalise  centred x times 1/std                        n MACs,     n FLOPs
+    affine     gamma * x + beta (if affine)                 n MACs,     2n FLOPs
+
+    = 3n + 2 MACs and 7n + 3 FLOPs per group with the affine step (2n + 2 and 5n + 3 without).
+    ``params`` defaults to layer norm's 2n (gamma and beta); group norm passes its 2C.
+    """
+    total_n = _numel(shape)
+    groups = total_n // n
+    macs = groups * (2 * n + 2 + (n if affine else 0))
+    flops = groups * (5 * n + 3 + (2 * n if affine else 0))
+    params = (2 * n if affine else 0) if params is None else params
+    return Cost(tuple(shape), params, macs, flops, 2 * total_n + params)
+
+
+def attention(
+    tokens: int,
+    dim: int,
+    heads: int,
+    kv_tokens: int | None = None,
+    kdim: int | None = None,
+    vdim: int | None = None,
+    bias: bool = True,
+    batch: int = 1,
+) -> dict[str, Cost]:
+    """Multi-head attention (``nn.MultiheadAttention``), step by step.
+
+    ``tokens`` queries attend to ``kv_tokens`` keys (self-attention: the same); ``dim`` is the
+    embedding E, split into ``heads`` heads of d = E / heads. The projections are linear
+    layers on every token; the scores Q K^T are one L x d by d x S product per head (L S E
+    MACs over all heads), the context softmax(.) V one L x S by S x d product per head (L S E
+    MACs again); the queries are scaled by 1/sqrt(d) (1 MAC each).
+    """
+    if dim % heads:
+        raise ValueError(f"heads={heads} must divide the embedding dim={dim}")
+    s = tokens if kv_tokens is None else kv_tokens
+    d = dim // heads
+    b = batch
+    return {
+        "q projection": linear(dim, dim, bias, b * tokens),
+        "k projection": linear(kdim or dim, dim, bias, b * s),
+        "v projection": linear(vdim or dim, dim, bias, b * s),
+        "scale": elementwise("mul", (b, tokens, dim), inputs=1),
+        "scores QK^T": matmul(tokens, d, s, b * heads),
+        "softmax": softmax((b * heads, tokens, s)),
+        "context AV": matmul(tokens, s, d, b * heads),
+        "out projection": linear(dim, dim, bias, b * tokens),
+    }
+
+
+# --- where a layer sits on the roofline, and the activation memory it needs ------------------
+
+
+def arithmetic_intensity(cost: Cost, bytes_per_element: int = 4) -> float:
+    """MACs per byte moved (``cost.mem`` elements of ``bytes_per_element`` bytes each)."""
+    return cost.macs / max(1, cost.mem * bytes_per_element)
+
+
+def roofline(intensity: float, peak: float, bandwidth: float) -> float:
+    """The roofline model: the MAC rate a layer of ``intensity`` MACs/byte can reach on a
+    machine that does at most ``peak`` MACs/s and moves at most ``bandwidth`` bytes/s:
+    min(peak, intensity x bandwidth). Below the ridge point peak / bandwidth the layer is
+    memory-bound, above it compute-bound."""
+    return min(peak, intensity * bandwidth)
+
+
+def peak_activation(shapes: list[tuple[int, ...]]) -> tuple[int, int]:
+    """Peak activation memory of a plain chain of layers, in elements: layer i reads
+    ``shapes[i]`` and writes ``shapes[i + 1]``, and both must be held while it runs, so the
+    peak is max_i (|x_i| + |x_{i+1}|). Returns (peak, index of the layer that reaches it).
+    With skip connections a saved tensor is alive too: then this is a lower bound."""
+    sizes = [_numel(s) for s in shapes]
+    pairs = [sizes[i] + sizes[i + 1] for i in range(len(sizes) - 1)]
+    i = max(range(len(pairs)), key=pairs.__getitem__)
+    return pairs[i], i

@@ -1,5 +1,9 @@
 """MACs versus measured latency over many models: where the two disagree is the lesson.
 
+It also measures the machine's two roofs (:func:`machine_roofline`) and places every layer
+of a model under them (:func:`roofline_table`): the roofline model says which layers the
+arithmetic units limit and which the memory traffic limits.
+
 Two traps this module is built to avoid, both explained in chapter 2:
 
 * **Pooling input sizes inflates the correlation.** Every model gets slower *and* costs more
@@ -18,9 +22,10 @@ import statistics
 from collections.abc import Callable
 
 import pandas as pd
+import torch
 from torch import nn
 
-from .latency import time_in_turns
+from .latency import measure_latency, time_in_turns
 from .official import official_macs
 
 
@@ -176,5 +181,91 @@ def plot_study(df: pd.DataFrame):
         f"MACs vs. batch-1 latency ({df.attrs['device']}, {df.attrs['threads']} "
         f"threads, median of {df.attrs['repeats']} x {df.attrs['runs']} runs)"
     )
+    fig.tight_layout()
+    return fig
+
+
+# --- the roofline: this machine's two limits, and where each layer sits ------------------------
+
+
+def _copy_bandwidth(megabytes: float, runs: int, threads: int | None) -> float:
+    """Bytes per second of copying a ``megabytes`` buffer (each byte read once, written once)."""
+    n = max(1, int(megabytes * 2**20) // 4)
+    src, dst = torch.randn(n), torch.empty(n)
+    lat = measure_latency(dst.copy_, src, warmup=2, runs=runs, threads=threads)
+    return 2 * 4 * n / (lat.median_ms / 1e3)
+
+
+def machine_roofline(
+    threads: int | None = 1,
+    size: int = 512,
+    megabytes: float = 64,
+    cache_megabytes: float = 1,
+    runs: int = 10,
+) -> dict:
+    """Measure the roofs of this CPU with trashkit's timer (median of ``runs`` calls): the
+    peak MAC rate of a ``size`` x ``size`` matrix product (size^3 MACs, the best case for the
+    arithmetic units), the memory bandwidth of copying a ``megabytes`` buffer (too large for
+    the private caches) and the bandwidth of a ``cache_megabytes`` buffer (one that stays in a
+    core's cache, as a small model's activations do). The ridge point is peak / bandwidth: a
+    layer doing fewer MACs per byte moved is memory-bound."""
+    a = torch.randn(size, size)
+    mm = measure_latency(lambda x: torch.mm(x, x), a, warmup=2, runs=runs, threads=threads)
+    peak = size**3 / (mm.median_ms / 1e3)
+    bandwidth = _copy_bandwidth(megabytes, runs, threads)
+    return {
+        "peak MACs/s": peak,
+        "bandwidth bytes/s": bandwidth,
+        "cache bandwidth bytes/s": _copy_bandwidth(cache_megabytes, runs, threads),
+        "ridge MACs/byte": peak / bandwidth,
+        "threads": mm.threads,
+        "torch": mm.torch,
+    }
+
+
+def roofline_table(
+    layers: pd.DataFrame, peak: float, bandwidth: float, bytes_per_element: int = 4
+) -> pd.DataFrame:
+    """Every layer of :func:`~trashkit.complexity.count_layers`'s table under the roofline:
+    its arithmetic intensity (MACs per byte moved), which roof limits it, and the shortest
+    time the roofline allows, max(MACs / peak, bytes / bandwidth). ``attrs`` holds the sums:
+    the time if only MACs counted, and the roofline's time."""
+    t = layers[(layers.macs > 0) | (layers.mem > 0)][["name", "category", "macs", "mem"]].copy()
+    t["bytes"] = t.mem * bytes_per_element
+    t["MACs/byte"] = t.macs / t.bytes.clip(lower=1)
+    t["compute us"] = 1e6 * t.macs / peak
+    t["memory us"] = 1e6 * t.bytes / bandwidth
+    t["roofline us"] = t[["compute us", "memory us"]].max(axis=1)
+    t["bound"] = (t["MACs/byte"] < peak / bandwidth).map({True: "memory", False: "compute"})
+    t.attrs.update(
+        {
+            "MACs-only us": float(t["compute us"].sum()),
+            "roofline us": float(t["roofline us"].sum()),
+            "memory-bound share of roofline time": float(
+                t.loc[t.bound == "memory", "roofline us"].sum() / t["roofline us"].sum()
+            ),
+        }
+    )
+    return t.drop(columns="mem")
+
+
+def plot_roofline(table: pd.DataFrame, peak: float, bandwidth: float, title: str = ""):
+    """The two roofs (log-log) and every layer of ``table`` at its intensity and the MAC rate
+    the roofline allows it, coloured by category."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import seaborn as sns
+
+    x = np.logspace(-2, 3, 200)
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    ax.plot(x, np.minimum(peak, x * bandwidth) / 1e9, color="black", lw=2, label="roofline")
+    ax.axvline(peak / bandwidth, color="grey", ls=":", label="ridge point")
+    pts = table[table.macs > 0].assign(
+        **{"GMAC/s allowed": lambda d: np.minimum(peak, d["MACs/byte"] * bandwidth) / 1e9}
+    )
+    sns.scatterplot(pts, x="MACs/byte", y="GMAC/s allowed", hue="category", s=30, ax=ax)
+    ax.set(xscale="log", yscale="log", xlabel="arithmetic intensity (MACs per byte moved)")
+    ax.set(ylabel="attainable GMAC/s", title=title)
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig
