@@ -266,7 +266,15 @@ def test_prose_numbers_of_the_scores_are_recomputed():
         "about 4.3 s": round(0.05 * 2 * 43.15, 1) == 4.3,
         # section 8: the pencil answer and the final submission
         "$\\sqrt{0.21/2606} = 0.0090$": round(math.sqrt(0.7 * 0.3 / 2606), 4) == 0.0090,
-        "public F1 0.7012 (score 1.1676), private F1 0.6986 (score 1.1804)": True,  # the brief
+        "public F1 0.7012 (score 1.1676), private F1 0.6986 (score": True,  # the brief's row
+        "0.0026 of F1 apart": round(0.7012 - 0.6986, 4) == 0.0026,
+        "0.005 apart on the public board are therefore well within": 0.005 < 0.0090,
+        # the exercises' targets are the checks' own
+        "within 12% of the simulated spread": ch05.HALVES_TOLERANCE == 0.12,
+        "accuracy is at least 0.90 while macro-F1 is at most 0.60": (
+            (ch05.HIDE_ACCURACY, ch05.HIDE_MACRO) == (0.90, 0.60)
+        ),
+        "at least 0.01 lower (better)": ch05.DESIGN_GAIN == 0.01,
     }
     for text, holds in claims.items():
         assert text in md, text

@@ -33,7 +33,7 @@ QUICK_PARAMS = {
     "02_flops_macs": {"quick": True, "resolution": 96},
     "03_shufflenetv2_guidelines": {"quick": True},
     "04_train": {"epochs": 2, "model": "tiny", "image_size": 64, "ablation_epochs": 1},
-    "05_score": {"latency_runs": 3},
+    "05_score": {"latency_runs": 3, "draws": 200},
     "06_automl": {"n_trials": 3, "epochs": 1, "image_sizes": [32], "budget": 20_000_000},
     "07_compress": {
         "train_epochs": 1,
