@@ -30,6 +30,7 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 #: the book (numbers meaningless); the same sizes as the notebook smoke tests. Keep in step
 #: with the chapters' parameter names (a name a chapter no longer declares is skipped).
 QUICK_PARAMS = {
+    "01_eda": {"split_seeds": 1},
     "02_flops_macs": {"quick": True, "resolution": 96},
     "03_shufflenetv2_guidelines": {"quick": True},
     "04_train": {"epochs": 2, "model": "tiny", "image_size": 64, "ablation_epochs": 1},

@@ -1,4 +1,5 @@
-"""Stratified, seeded splits (train/val, and train/val/test) that work for tiny and rare classes."""
+"""Stratified, seeded splits (train/val, and train/val/test) that work for tiny and rare classes,
+and a grouped split that keeps the crops of one photo on one side."""
 
 from __future__ import annotations
 
@@ -59,3 +60,46 @@ def uncovered_classes(labels: np.ndarray, indices: np.ndarray, classes: Sequence
     """Classes with no image among ``indices`` (e.g. a class too small for a validation share)."""
     present = set(np.asarray(labels)[np.asarray(indices, dtype=int)].tolist())
     return [c for k, c in enumerate(classes) if k not in present]
+
+
+def grouped_split(
+    labels: Sequence, groups: Sequence, val_fraction: float = 0.2, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val) where every group (the crops of one photo) lies on ONE side, and
+    each class's validation share is as close to ``val_fraction`` as whole groups allow.
+
+    Why: crops of one photo share its background, light and camera; split crop by crop, a
+    photo lands on both sides and the validation set is easier than new photos would be.
+    This is scikit-learn's ``StratifiedGroupKFold`` with ``k = round(1 / val_fraction)``
+    shuffled folds, seeded by ``seed``; the first fold is the validation set, so the share
+    it aims at is ``1 / k`` (0.2 -> 5 folds -> 0.2; 0.3 -> 3 folds -> 0.33). ``val_fraction``
+    0 puts everything in train.
+    """
+    if not 0.0 <= val_fraction <= 0.5:
+        raise ValueError(f"a grouped split needs val_fraction in [0, 0.5], got {val_fraction}")
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    if len(labels) != len(groups):
+        raise ValueError(f"{len(labels)} labels but {len(groups)} groups: one group per item")
+    if val_fraction == 0 or len(labels) == 0:
+        return np.arange(len(labels)), np.array([], dtype=int)
+    import warnings
+
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    k = max(2, round(1 / val_fraction))
+    n_groups = len(np.unique(groups))
+    if n_groups < k:
+        raise ValueError(
+            f"a grouped split into {k} folds needs at least {k} groups (photos), got {n_groups}"
+        )
+    largest = int(np.unique(labels, return_counts=True)[1].max())
+    if largest < k:
+        raise ValueError(
+            f"a stratified grouped split into {k} folds needs a class with at least {k} items, "
+            f"the largest has {largest}"
+        )
+    folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():  # a class rarer than k items: still split, by groups
+        warnings.filterwarnings("ignore", message="The least populated class")
+        train, val = next(folds.split(np.zeros(len(labels)), labels, groups))
+    return np.sort(train), np.sort(val)

@@ -1,12 +1,15 @@
-"""Checks for chapter 1's exercises: two predictions, IoU, the overlap rule and macro-F1.
+"""Checks for chapter 1's exercises: IoU, the overlap rule, macro-F1, the majority baseline,
+the expected photo leakage, and the design task (a three-way split by photo).
 
 Each check runs the student's answer on small cases chosen so that the usual mistakes give a
 recognisable wrong number, and then names the mistake (a percentage where a fraction was
 meant, width and height where the format has corners, a union that counts the overlap twice,
 the smaller box dropped instead of the larger, accuracy instead of macro-F1, ...). The
-expected values come from the same helpers the chapter uses at scale
-(:func:`trashkit.data.overlap_drops`, :func:`trashkit.metrics.macro_f1`), so "correct" means
-"agrees with the pipeline", not "agrees with a second copy of the answer".
+expected values come from the helpers the chapter uses at scale
+(:func:`trashkit.data.overlap_drops`, :func:`trashkit.metrics.macro_f1`) or from a library
+computed another way (torchvision's ``box_iou``, scikit-learn's ``DummyClassifier``, scipy's
+binomial distribution), never from a second copy of the answer. The design task's check
+measures the split it is given.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 
 from ..data.coco import overlap_drops
 from ..eda import labels_from_confusion
@@ -24,11 +28,11 @@ from .core import ExerciseError, NotSolved, call, close, ok, require
 Box = Sequence[float]
 
 
-# --------------------------------------------------------------------------- predictions
+# --------------------------------------------------------------------------- shares
 
 
 def _share(value: object, name: str) -> float:
-    """A prediction as a fraction in [0, 1]; a percentage or a non-number is explained."""
+    """A share as a fraction in [0, 1]; a percentage or a non-number is explained."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
         raise ExerciseError(
             f"{name} must be a number such as 0.79, got {value!r} ({type(value).__name__})"
@@ -42,73 +46,6 @@ def _share(value: object, name: str) -> float:
     )
     require(0 <= v <= 1, f"{name} = {v:g} is not a share: a share lies between 0 and 1")
     return v
-
-
-def _compare(
-    name: str, predicted: float, measured: float, more: str, less: str, tolerance: float = 0.05
-) -> None:
-    """One sentence comparing a prediction with the measurement, whichever way it missed."""
-    head = f"{name}: you predicted {predicted:.0%}, this run measured {measured:.0%}"
-    if abs(measured - predicted) <= tolerance:
-        ok(f"{head} - within {tolerance * 100:.0f} percentage points, well predicted.")
-    else:
-        ok(f"{head} - {more if measured > predicted else less}")
-
-
-def check_top3_prediction(
-    predicted: object, measured: float | None = None, n_classes: int = 6
-) -> None:
-    """Exercise 1: the share of the three largest classes, predicted before it is computed.
-
-    Without ``measured`` it checks that the prediction is a possible share and records it;
-    with ``measured`` it explains the difference either way (a prediction is never "wrong",
-    only surprised).
-    """
-    p = _share(predicted, "predicted_top3")
-    floor = 3 / n_classes
-    require(
-        p >= floor - 1e-9,
-        f"predicted_top3 = {p:g} is impossible: with {n_classes} classes the three largest "
-        f"hold at least 3/{n_classes} = {floor:.0%} of the crops (that is a perfectly "
-        "balanced dataset); any imbalance pushes the share above it",
-    )
-    if measured is None:
-        ok(
-            f"prediction recorded: the top 3 classes will hold {p:.0%}. The class "
-            "distribution section measures it and compares."
-        )
-        return
-    m = _share(measured, "measured top-3 share")
-    _compare(
-        "top-3 share",
-        p,
-        m,
-        more="the data is MORE imbalanced than you expected: look at which classes the "
-        "mapping table fed (several supercategories go to one class).",
-        less="the data is LESS imbalanced than you expected: compare the three largest "
-        "and the three smallest classes in the step table.",
-    )
-
-
-def check_leakage_prediction(predicted: object, measured: float | None = None) -> None:
-    """Exercise 5: the share of validation crops whose photo also gave a training crop."""
-    p = _share(predicted, "predicted_leakage")
-    if measured is None:
-        ok(
-            f"prediction recorded: {p:.0%} of the validation crops share a photo with a "
-            "training crop. The next cell measures it."
-        )
-        return
-    m = _share(measured, "measured leakage")
-    _compare(
-        "val crops sharing a photo with train",
-        p,
-        m,
-        more="more than you expected: the split draws crops one by one, so a photo with "
-        "several crops almost always lands on both sides.",
-        less="less than you expected: many photos hold a single crop here, and a photo "
-        "with one crop cannot be on both sides.",
-    )
 
 
 # --------------------------------------------------------------------------- IoU
@@ -442,3 +379,307 @@ def check_macro_f1(fn: Callable[[list], float]) -> None:
         f"macro_f1_from_confusion agrees with trashkit.metrics.macro_f1 on all "
         f"{len(F1_CASES)} cases"
     )
+
+
+# --------------------------------------------------------------------------- majority baseline
+
+#: (what the case shows, items per class)
+MAJORITY_CASES = (
+    ("the chapter's toy data: 12 Plastic, 6 Paper, 2 Styrofoam", (12, 6, 2)),
+    ("two classes of equal size", (5, 5)),
+    ("one class far larger than three others", (97, 1, 1, 1)),
+    ("six classes", (40, 25, 15, 10, 6, 4)),
+)
+
+
+def expected_majority(counts: Sequence[int]) -> tuple[float, float]:
+    """(accuracy, macro-F1) of "always the largest class": scikit-learn's
+    ``DummyClassifier(strategy="most_frequent")`` scored by ``accuracy_score`` and
+    ``f1_score(average="macro", zero_division=0)`` over all the classes."""
+    from sklearn.dummy import DummyClassifier
+    from sklearn.metrics import accuracy_score, f1_score
+
+    y = np.repeat(np.arange(len(counts)), np.asarray(counts, dtype=int))
+    pred = (
+        DummyClassifier(strategy="most_frequent").fit(np.zeros((len(y), 1)), y).predict(y[:, None])
+    )
+    labels = list(range(len(counts)))
+    return (
+        float(accuracy_score(y, pred)),
+        float(f1_score(y, pred, labels=labels, average="macro", zero_division=0)),
+    )
+
+
+def _majority_diagnosis(got: tuple[float, float], counts: Sequence[int]) -> str:
+    """Name the usual mistake behind a wrong (accuracy, macro-F1) pair (empty when none fits)."""
+    acc, f1 = expected_majority(counts)
+    k, n, top = len(counts), sum(counts), max(counts)
+    if close(got[0], f1) and close(got[1], acc) and not close(acc, f1):
+        return "you returned (macro-F1, accuracy): return (accuracy, macro-F1) in that order"
+    if not close(got[0], acc):
+        return (
+            "the accuracy is the share of ALL items it gets right: every item of the largest "
+            f"class and nothing else ({top} of {n})"
+        )
+    guesses = [
+        (acc, "that is the accuracy again; macro-F1 averages the per-class F1"),
+        (
+            f1 * k,
+            "that is the largest class's F1 alone: macro-F1 averages over ALL "
+            f"{k} classes, and the classes it never predicts score F1 = 0",
+        ),
+        (
+            acc / k,
+            "you used the largest class's precision (top / total) as its F1; its recall is "
+            "1, so F1 = 2 TP / (2 TP + FP + FN) with FP = total - top and FN = 0",
+        ),
+        (1 / k, "that is the mean recall (1 for the largest class, 0 for the others)"),
+    ]
+    for value, why in guesses:
+        if close(got[1], value):
+            return why
+    return ""
+
+
+def check_majority_baseline(fn: Callable[[list], tuple], counts: Sequence[int] | None = None):
+    """Exercise 4: ``fn(counts)`` is (accuracy, macro-F1) of the classifier that always
+    answers the largest class, for ``counts`` items per class.
+
+    Compared with scikit-learn's ``DummyClassifier`` on the expanded labels; ``counts`` adds
+    this run's class sizes to the cases.
+    """
+    cases = list(MAJORITY_CASES)
+    if counts is not None:
+        cases.append(("this run's kept crops per class", tuple(int(c) for c in counts)))
+    for what, case in cases:
+        got = call(fn, list(case), name="majority_baseline")
+        require(
+            isinstance(got, (tuple, list)) and len(got) == 2,
+            f"majority_baseline({list(case)}) returned {got!r}; return two numbers: "
+            "(accuracy, macro_f1)",
+        )
+        pair = (_share(got[0], "the accuracy"), _share(got[1], "the macro-F1"))
+        want = expected_majority(case)
+        if not (close(pair[0], want[0]) and close(pair[1], want[1])):
+            why = _majority_diagnosis(pair, case)
+            raise ExerciseError(
+                f"majority_baseline({list(case)}) [{what}] returned accuracy {pair[0]:.4f}, "
+                f"macro-F1 {pair[1]:.4f}; expected {want[0]:.4f} and {want[1]:.4f}"
+                + (
+                    f": {why}."
+                    if why
+                    else ". Write TP, FP and FN of every class for this classifier, "
+                    "then F1 = 2 TP / (2 TP + FP + FN) per class."
+                )
+            )
+    ok(f"majority_baseline agrees with scikit-learn's DummyClassifier on all {len(cases)} cases")
+
+
+# --------------------------------------------------------------------------- photo leakage
+
+#: (what the case shows, crops per photo, val_fraction)
+LEAKAGE_CASES = (
+    ("four photos of one crop each", (1, 1, 1, 1), 0.2),
+    ("one photo with two crops", (2,), 0.2),
+    ("one photo with five crops", (5,), 0.2),
+    ("photos of 1, 2, 3 and 7 crops", (1, 2, 3, 7), 0.2),
+    ("photos of 1, 2, 3 and 7 crops, half to validation", (1, 2, 3, 7), 0.5),
+)
+
+
+def expected_leakage(crops_per_photo: Sequence[int], val_fraction: float) -> float:
+    """The expected share of validation crops with a sibling in train, when every crop goes
+    to validation on its own with probability ``val_fraction``: expected shared crops over
+    expected validation crops, both summed over the photos with scipy's binomial law (j of a
+    photo's n crops in validation share their photo with train unless j = n)."""
+    from scipy.stats import binom
+
+    shared = val = 0.0
+    for n in crops_per_photo:
+        j = np.arange(n + 1)
+        p = binom.pmf(j, n, val_fraction)
+        val += float((j * p).sum())
+        shared += float((j[:-1] * p[:-1]).sum())
+    return shared / val if val else 0.0
+
+
+def _leakage_diagnosis(got: float, sizes: Sequence[int], f: float) -> str:
+    """Name the usual mistake that gives ``got`` (empty when none fits)."""
+    n = np.asarray(sizes, dtype=float)
+    want = expected_leakage(sizes, f)
+    several = [int(s) for s in sizes if s > 1]
+    guesses = [
+        (
+            float(np.mean(1 - f ** (n - 1))),
+            "you averaged over PHOTOS; the share is over validation crops, and a photo of n "
+            "crops gives n times as many of them: weight every photo by its number of crops",
+        ),
+        (
+            float((n * (1 - f**n)).sum() / n.sum()),
+            "the crop itself is already in validation: only its n - 1 siblings are random",
+        ),
+        (
+            float((n * (1 - (1 - f) ** (n - 1))).sum() / n.sum()),
+            "that is the chance that a sibling is in VALIDATION; the question is whether one "
+            "is in TRAIN (each sibling is there with probability 1 - val_fraction)",
+        ),
+        (
+            float((n * (1 - f) ** (n - 1)).sum() / n.sum()),
+            "that is the chance that ALL siblings are in train; one sibling in train is enough",
+        ),
+        (
+            expected_leakage(several, f) if several else -1.0,
+            "photos with a single crop count too: their validation crops have no sibling "
+            "(share 0), so keep them in the denominator",
+        ),
+    ]
+    for value, why in guesses:
+        if close(got, value, rel=1e-6) and not close(value, want):
+            return why
+    return ""
+
+
+def check_expected_leakage(
+    fn: Callable[[list, float], float],
+    crops_per_photo: Sequence[int] | None = None,
+    val_fraction: float = 0.2,
+) -> None:
+    """Exercise 5: ``fn(crops_per_photo, val_fraction)`` predicts the share of validation
+    crops whose photo also gave a training crop, for a split that draws crops one by one.
+
+    Compared with :func:`expected_leakage` (scipy's binomial law, summed photo by photo);
+    ``crops_per_photo`` adds this run's photos to the cases.
+    """
+    cases = list(LEAKAGE_CASES)
+    if crops_per_photo is not None:
+        sizes = tuple(int(c) for c in crops_per_photo)
+        cases.append((f"this run's {len(sizes)} photos", sizes, val_fraction))
+    for what, sizes, f in cases:
+        got = _share(call(fn, list(sizes), f, name="expected_leakage"), "expected_leakage")
+        want = expected_leakage(sizes, f)
+        if not close(got, want, rel=1e-6, abs_tol=1e-9):
+            shown = list(sizes) if len(sizes) <= 8 else f"[{len(sizes)} photos]"
+            why = _leakage_diagnosis(got, sizes, f)
+            raise ExerciseError(
+                f"expected_leakage({shown}, {f}) [{what}] returned {got:.4f}, expected "
+                f"{want:.4f}"
+                + (
+                    f": {why}."
+                    if why
+                    else ". Take one validation crop of a photo with n crops: what is the "
+                    "chance that at least one of the other n - 1 went to train? Then weight."
+                )
+            )
+    ok(
+        f"expected_leakage agrees with the binomial count on all {len(cases)} cases"
+        + (f": this run's prediction is {got:.1%}" if crops_per_photo is not None else "")
+    )
+
+
+# --------------------------------------------------------------------------- design task
+
+PARTS = ("train", "val", "test")
+
+
+def _assignment(got: object, kept: pd.DataFrame) -> pd.Series:
+    """The student's split as a Series over the kept crops, or an error saying why not."""
+    require(
+        got is not None,
+        "design_split returned None: return a pandas Series over the kept crops, with values "
+        '"train", "val" or "test"',
+    )
+    if not isinstance(got, pd.Series):
+        values = list(got) if isinstance(got, (list, tuple, np.ndarray)) else None
+        require(
+            values is not None and len(values) == len(kept),
+            f"design_split returned a {type(got).__name__}; return a pandas Series indexed "
+            f"like the kept crops ({len(kept)} of them)",
+        )
+        got = pd.Series(values, index=kept.index)
+    extra = got.index.difference(kept.index)
+    require(
+        extra.empty,
+        f"design_split assigns {len(extra)} row(s) that are not kept crops (e.g. row "
+        f"{extra[0] if len(extra) else ''}): the crops dropped by steps 1-4 belong to no split",
+    )
+    missing = kept.index.difference(got.dropna().index)
+    require(
+        missing.empty,
+        f"{len(missing)} kept crop(s) have no part (e.g. row {missing[0] if len(missing) else ''}"
+        "): every kept crop goes to train, val or test",
+    )
+    bad = sorted(set(got.astype(str)) - set(PARTS))
+    require(not bad, f"design_split uses {bad}: the parts are named {list(PARTS)}")
+    return got.astype(str).reindex(kept.index)
+
+
+def measure_split(table: pd.DataFrame, part: pd.Series) -> dict:
+    """What the design task grades: photos in more than one part, each part's share of all
+    kept crops, and each part's share of every class (``part`` indexed like the kept rows)."""
+    kept = table.loc[part.index]
+    parts_per_photo = part.groupby(kept.image_id).nunique()
+    by_class = pd.crosstab(kept.cls, part, normalize="index").reindex(columns=PARTS, fill_value=0)
+    return {
+        "photos in two parts": parts_per_photo.index[parts_per_photo > 1].tolist(),
+        "photos": int(len(parts_per_photo)),
+        "share": part.value_counts(normalize=True).reindex(PARTS, fill_value=0).to_dict(),
+        "class share": by_class,
+        "class size": kept.cls.value_counts(),
+    }
+
+
+def check_design_split(
+    fn: Callable[[pd.DataFrame], pd.Series],
+    table: pd.DataFrame,
+    test: float = 0.2,
+    val: float = 0.1,
+    tolerance: float = 0.015,
+    min_crops: int = 100,
+) -> dict:
+    """The design task: ``fn(table)`` splits the kept crops into train / val / test so that
+    no photo lies in two parts, test and val hold ``test`` and ``val`` of all kept crops
+    and of every class with at least ``min_crops`` crops, each within ``tolerance``.
+
+    It MEASURES the split it is given (:func:`measure_split`) and returns the measurement.
+    """
+    kept = table[table.status == "kept"]
+    part = _assignment(call(fn, table, name="design_split"), kept)
+    m = measure_split(table, part)
+    leaked = m["photos in two parts"]
+    require(
+        not leaked,
+        f"{len(leaked)} of {m['photos']} photos have crops in two parts (e.g. photo "
+        f"{leaked[0] if leaked else ''}): assign whole photos, not single crops",
+    )
+    targets = {"test": test, "val": val}
+    for name, target in targets.items():
+        got = m["share"][name]
+        require(
+            abs(got - target) <= tolerance,
+            f"{name} holds {got:.1%} of the kept crops; the target is {target:.0%} "
+            f"(within {tolerance * 100:g} points)",
+        )
+    checked = [c for c, n in m["class size"].items() if n >= min_crops]
+    worst = 0.0
+    for cls in checked:
+        for name, target in targets.items():
+            got = float(m["class share"].loc[cls, name])
+            worst = max(worst, abs(got - target))
+            require(
+                abs(got - target) <= tolerance,
+                f"class {cls}: {got:.1%} of its {m['class size'][cls]} crops are in {name}, "
+                f"the target is {target:.0%} (within {tolerance * 100:g} points): "
+                "stratify by class as well as grouping by photo",
+            )
+    share = m["share"]
+    ok(
+        f"design split: 0 of {m['photos']} photos in two parts; train {share['train']:.1%}, "
+        f"val {share['val']:.1%}, test {share['test']:.1%} of the kept crops; "
+        + (
+            f"{len(checked)} classes with at least {min_crops} crops, each within "
+            f"{worst * 100:.1f} points of its targets"
+            if checked
+            else f"no class has {min_crops} crops (only the totals were graded)"
+        )
+    )
+    return m
