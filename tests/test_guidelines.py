@@ -149,3 +149,56 @@ def test_quick_experiment_runs_and_carries_paper_columns():
     summary = gl.summary_table({"G2 ARM": df})
     assert summary.loc["G2 ARM", "verdict"] in ("holds", "partly", "does not hold")
     assert gl.plot_relative({"G2 ARM": df}) is not None
+
+
+def test_range_coverage_matches_the_formula_only_under_independence():
+    for r in (3, 5, 7):
+        assert gl.range_coverage(r) == pytest.approx(gl.range_confidence(r), abs=0.01)
+    assert gl.range_coverage(5, drift=0.5) < gl.range_confidence(5) - 0.05
+    assert gl.range_coverage(5, drift=1.0) < gl.range_coverage(5, drift=0.5)
+
+
+def test_preset_values_leave_what_papermill_set():
+    values = {"settings": ["ARM"], "repeats": 9, "runs": 7, "threads": 2}
+    assert gl.preset_values("class", set(), **values) == values
+    quick = gl.preset_values("quick", {"repeats"}, **values)
+    assert quick == {"settings": ["ARM"], "repeats": 9, "runs": 5, "threads": 1}
+    with pytest.raises(ValueError, match="is not one of"):
+        gl.preset_values("fast", set(), **values)
+
+
+def test_receptive_field_of_stacked_convolutions():
+    def stack(n, k=3):
+        return torch.nn.Sequential(*[torch.nn.Conv2d(4, 4, k, padding=k // 2) for _ in range(n)])
+
+    assert gl.receptive_field(stack(1), (4, 16, 16)) == 3
+    assert gl.receptive_field(stack(3), (4, 16, 16)) == 7
+    assert gl.receptive_field(stack(2, k=1), (4, 16, 16)) == 1
+    assert gl.receptive_field(torch.nn.Conv2d(4, 4, 5, padding=2), (4, 16, 16)) == 5
+
+
+def test_design_baseline_is_four_shufflenet_v1_units():
+    from trashkit.complexity import find_escapes, official_macs
+
+    base = gl.design_baseline()
+    x = torch.zeros(1, *gl.DESIGN_INPUT)
+    assert base(x).shape == x.shape and not base.training
+    assert len(base) == 4 and gl.receptive_field(base) == 9
+    assert not find_escapes(base)
+    unit = gl.ShuffleV1Unit(384, 8)
+    convs = [m for m in unit.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.groups) for c in convs] == [
+        (384, 96, 8),
+        (96, 96, 96),
+        (96, 384, 8),
+    ]
+    # per pixel: 2 group convs 384 x 96 / 8, a depthwise 3x3 on 96; plus the batch norms
+    conv_macs = 4 * 28 * 28 * (2 * 384 * 96 // 8 + 96 * 9)
+    assert official_macs(base, gl.DESIGN_INPUT) > conv_macs
+
+
+def test_design_speed_returns_one_ratio_per_repetition():
+    small = (8, 8, 8)
+    a, b = torch.nn.Conv2d(8, 8, 1), torch.nn.Conv2d(8, 8, 3, padding=1)
+    ratios = gl.design_speed(a, b, small, repeats=3, runs=2, warmup=1, threads=1)
+    assert len(ratios) == 3 and all(r > 0 for r in ratios)

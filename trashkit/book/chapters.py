@@ -32,7 +32,7 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 QUICK_PARAMS = {
     "01_eda": {"split_seeds": 1},
     "02_flops_macs": {"quick": True, "resolution": 96},
-    "03_shufflenetv2_guidelines": {"quick": True},
+    "03_shufflenetv2_guidelines": {"preset": "quick"},
     "04_train": {"epochs": 2, "model": "tiny", "image_size": 64, "ablation_epochs": 1},
     "05_score": {"latency_runs": 3, "draws": 200},
     "06_automl": {"n_trials": 3, "epochs": 1, "image_sizes": [32], "budget": 20_000_000},
@@ -53,7 +53,7 @@ QUICK_PARAMS = {
 #: the real ones.
 DEMO_PARAMS = {
     "02_flops_macs": {"quick": True},
-    "03_shufflenetv2_guidelines": {"quick": True},
+    "03_shufflenetv2_guidelines": {"preset": "quick"},
     "04_train": {"epochs": 3, "image_size": 64, "ablation_epochs": 0},
     "05_score": {"latency_runs": 30},
     "06_automl": {

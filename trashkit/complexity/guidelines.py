@@ -12,11 +12,17 @@ footnote 1), i.e. what trashkit calls MACs.
 * G4 - element-wise ops are not negligible: a ResNet bottleneck with/without ReLU, shortcut
 
 Timing is repeated: every variant is timed ``repeats`` times (median of ``runs`` calls each),
-variants taking turns, and speeds are compared *within* a repetition. The smallest and largest
-of the R repetitions bracket the median with probability 1 - 2^(1-R) whatever the noise
-distribution (:func:`range_confidence`), so a verdict can say "within the noise" honestly.
-The paper's own numbers are embedded (:data:`PAPER`) and shown beside ours, normalised to the
-first row so trends compare across hardware.
+variants taking turns, and speeds are compared *within* a repetition. When the R repetitions
+are independent, their smallest and largest bracket the median with probability
+1 - 2 * 0.5^R whatever the shape of the noise (:func:`range_confidence`); on a machine whose
+load drifts, consecutive repetitions are not independent and the range is only the range of
+what was seen. A verdict counts a row as slower or faster only when its whole range lies on
+one side of 1. The paper's own numbers are embedded (:data:`PAPER`) and shown beside ours,
+normalised to the first row so trends compare across hardware.
+
+Chapter 3 also gets its presets (:data:`PRESETS`), the design task's baseline (four
+ShuffleNet v1 units, :func:`design_baseline`) and the instruments that grade it
+(:func:`receptive_field`, :func:`design_speed`).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -255,9 +262,22 @@ def variant_costs(variants: list[Variant]) -> pd.DataFrame:
 
 
 def range_confidence(repeats: int) -> float:
-    """Probability that [min, max] of ``repeats`` independent measurements contains their
-    median: every one would have to fall on the same side of it, 2 * (1/2)^R, otherwise."""
+    """Probability that [min, max] of ``repeats`` *independent* draws from one distribution
+    contains its median: it misses only when all R fall on the same side, 2 * 0.5^R. Under
+    drift (repetitions that share a slow or fast spell) the draws are not independent and
+    the range covers the median less often: it is then a range of what was seen, not a
+    confidence interval."""
     return 1 - 2 * 0.5**repeats
+
+
+def range_coverage(repeats: int, drift: float = 0.0, trials: int = 20_000, seed: int = 0) -> float:
+    """Simulated share of runs whose [min, max] over ``repeats`` log-ratios contains the true
+    median (0). Each log-ratio is a shift shared by the whole run (standard deviation
+    ``drift``: a slow spell every repetition of that run sees) plus independent noise
+    (standard deviation 1). ``drift=0`` reproduces :func:`range_confidence`."""
+    rng = np.random.default_rng(seed)
+    x = drift * rng.standard_normal((trials, 1)) + rng.standard_normal((trials, repeats))
+    return float(((x.min(axis=1) <= 0) & (x.max(axis=1) >= 0)).mean())
 
 
 def time_variants(
@@ -431,3 +451,101 @@ def summary_table(results: dict[str, pd.DataFrame]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows).set_index("experiment")
+
+
+# --- chapter 3's presets ---------------------------------------------------------------------
+
+#: what ``preset`` changes in chapter 3 (``"class"``: the parameters cell as written); a value
+#: set explicitly with papermill's ``-p`` wins over the preset
+PRESETS: dict[str, dict] = {
+    "class": {},
+    "full": {"settings": ["GPU", "ARM"], "repeats": 5, "runs": 20, "threads": 1, "rounds": 200},
+    "quick": {
+        "settings": ["ARM"],
+        "repeats": 3,
+        "runs": 5,
+        "threads": 1,
+        "warmup": 2,
+        "rounds": 30,
+    },
+}
+
+
+def preset_values(preset: str, given: set[str], **values) -> dict:
+    """``values`` with ``preset``'s entries applied, except the names papermill set (``given``)."""
+    if preset not in PRESETS:
+        raise ValueError(f"preset {preset!r} is not one of {sorted(PRESETS)}")
+    return {k: v if k in given else PRESETS[preset].get(k, v) for k, v in values.items()}
+
+
+# --- the design task: a stage that ignores the guidelines, and the instruments that grade it --
+
+#: the design task's feature map: ShuffleNet v1's stage-2 width for g = 8, at 28 x 28
+DESIGN_INPUT = (384, 28, 28)
+
+
+class ShuffleV1Unit(nn.Module):
+    """ShuffleNet v1's stride-1 unit (Zhang et al., CVPR 2018): a 1x1 group conv down to a
+    c/4 bottleneck (BN, ReLU), channel shuffle, a 3x3 depthwise conv (BN), a 1x1 group conv
+    back to c (BN), the residual add and a ReLU."""
+
+    def __init__(self, c: int = 384, groups: int = 8):
+        super().__init__()
+        m = c // 4
+        self.reduce = nn.Sequential(
+            nn.Conv2d(c, m, 1, groups=groups, bias=False), nn.BatchNorm2d(m), nn.ReLU()
+        )
+        self.shuffle = nn.ChannelShuffle(groups)
+        self.spatial = nn.Sequential(
+            nn.Conv2d(m, m, 3, padding=1, groups=m, bias=False),
+            nn.BatchNorm2d(m),
+            nn.Conv2d(m, c, 1, groups=groups, bias=False),
+            nn.BatchNorm2d(c),
+        )
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(x + self.spatial(self.shuffle(self.reduce(x))))
+
+
+def design_baseline(units: int = 4, c: int = DESIGN_INPUT[0], groups: int = 8) -> nn.Module:
+    """The design task's baseline: ``units`` ShuffleNet v1 units (8 groups: G2; a c/4
+    bottleneck: G1; the residual add and ReLUs: G4), in eval mode."""
+    return nn.Sequential(*[ShuffleV1Unit(c, groups) for _ in range(units)]).eval()
+
+
+def receptive_field(model: nn.Module, input_size: tuple[int, ...] = DESIGN_INPUT) -> int:
+    """Side of the input square that can change the output at the centre pixel (any channel):
+    where the gradient of the centre outputs with respect to a random input is non-zero, the
+    larger of its height and width (a stack of n 3x3 convolutions: 2n + 1)."""
+    x = torch.randn(1, *input_size, generator=torch.Generator().manual_seed(0))
+    x.requires_grad_(True)
+    was_training = model.training
+    y = model.eval()(x)
+    model.train(was_training)
+    y[..., y.shape[-2] // 2, y.shape[-1] // 2].sum().backward()
+    hit = x.grad.abs().sum(dim=(0, 1)) > 0
+    rows, cols = hit.any(dim=1).nonzero().flatten(), hit.any(dim=0).nonzero().flatten()
+    if len(rows) == 0:
+        return 0
+    return int(max(rows.max() - rows.min(), cols.max() - cols.min())) + 1
+
+
+def design_speed(
+    candidate: nn.Module,
+    baseline: nn.Module,
+    input_size: tuple[int, ...] = DESIGN_INPUT,
+    repeats: int = 7,
+    runs: int = 20,
+    warmup: int = 5,
+    threads: int | None = 1,
+) -> list[float]:
+    """Speed of ``candidate`` relative to ``baseline`` (>1: faster), one ratio per repetition,
+    the two timed in turns (:func:`time_in_turns`)."""
+    models = {
+        "baseline": (baseline.eval(), input_size),
+        "candidate": (candidate.eval(), input_size),
+    }
+    turns, _ = time_in_turns(models, repeats, runs, warmup, 1, threads)
+    wide = turns.pivot(index="repeat", columns="model", values="median ms")
+    return (wide["baseline"] / wide["candidate"]).tolist()
