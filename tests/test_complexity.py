@@ -541,6 +541,22 @@ def test_functional_linear_and_attention_are_priced():
     assert df.attrs["unknown"] == []
 
 
+def test_l2_norms_are_priced():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Linear(4, 3, bias=False)
+
+        def forward(self, x):  # ArcFace's cosines: unit embeddings against unit centres
+            e = F.normalize(x, dim=1)  # per row of n: n squares, n - 1 adds, sqrt, n divisions
+            return self.w(e) / self.w.weight.float().norm(dim=1)
+
+    df = count_layers(Net(), (4,))
+    norms = df[df.category == "normalize"]
+    assert norms.macs.tolist() == [4, 12] and norms.flops.tolist() == [12, 24]
+    assert df.attrs["unknown"] == []
+
+
 def test_what_cannot_be_priced_is_named():
     class Odd(nn.Module):
         def __init__(self):

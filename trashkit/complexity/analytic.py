@@ -91,6 +91,7 @@ MATMUL = {
     torch.Tensor.mm,
 }
 SOFTMAX = {F.softmax, torch.softmax, torch.Tensor.softmax}
+NORMS = {torch.norm, torch.Tensor.norm, torch.linalg.vector_norm, F.normalize}
 #: arithmetic with no formula here: a call between modules is named, never priced 0 in silence
 UNPRICED = {
     torch.einsum,  # priced when it has two operands (einsum_cost)
@@ -124,6 +125,11 @@ VIEWS = {
     "squeeze",
     "contiguous",
     "to",
+    "float",
+    "double",
+    "half",
+    "type",
+    "type_as",
     "clone",
     "detach",
     "index_select",
@@ -239,6 +245,20 @@ def einsum_cost(equation: str, operands: list[torch.Tensor], out: torch.Tensor) 
     return fm.Cost(tuple(out.shape), 0, n * k, n * (2 * k - 1), mem)
 
 
+def _norm_function_cost(func, args, kwargs, out) -> list[tuple[fm.Cost, str, str, int]]:
+    """An L2 norm (n squares, n - 1 additions, a square root per row of n: n MACs, 2n FLOPs)
+    or ``F.normalize`` (the norm, then n divisions: n MACs, 3n FLOPs per row); other p-norms
+    have no formula here."""
+    x = args[0]
+    p = kwargs.get("p", kwargs.get("ord", args[1] if len(args) > 1 else 2))
+    if not isinstance(x, torch.Tensor) or p not in (2, 2.0, "fro", None):
+        return []
+    n = x.numel()
+    per = 3 if func is F.normalize else 2
+    cost = fm.Cost(tuple(out.shape), 0, n, per * n, n + out.numel())
+    return [(cost, getattr(func, "__name__", "norm"), "normalize", 0)]
+
+
 def attention_costs(m: nn.MultiheadAttention, args: tuple, kwargs: dict) -> dict[str, fm.Cost]:
     """Price one call of ``nn.MultiheadAttention`` from its query and key tensors."""
     q = args[0] if args else kwargs["query"]
@@ -283,6 +303,8 @@ def function_costs(func, args: tuple, kwargs: dict, out) -> list[tuple[fm.Cost, 
     if func in SOFTMAX:
         dim = args[1] if len(args) > 1 else kwargs.get("dim", -1)
         return [(fm.softmax(_last_axis(tuple(out.shape), dim)), "softmax", "softmax", 0)]
+    if func in NORMS:
+        return _norm_function_cost(func, args, kwargs, out)
     if func is torch.einsum:
         operands = (
             list(args[1]) if len(args) == 2 and isinstance(args[1], list | tuple) else args[1:]
@@ -447,8 +469,8 @@ def count_layers(
 ) -> pd.DataFrame:
     """One row per priced layer or op, in execution order; ``df.attrs['total']`` sums them.
 
-    Columns: name, type, category (conv, linear, matmul, batchnorm, layernorm, relu-family,
-    activation, softmax, scale, pool, residual-add, se-multiply, concat, shuffle, free,
+    Columns: name, type, category (conv, linear, matmul, batchnorm, layernorm, normalize,
+    relu-family, activation, softmax, scale, pool, residual-add, se-multiply, concat, shuffle, free,
     unknown), out_shape, params, macs, bias_macs, flops, mem (elements), in_numel, out_numel.
     What we cannot price (a leaf module we do not know, an arithmetic function without a
     formula, a parameter used in one) is listed in ``df.attrs['unknown']`` and warned about,
