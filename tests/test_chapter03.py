@@ -368,3 +368,20 @@ def test_student_copy_fails_clearly_at_every_exercise(capsys, monkeypatch):
     ns = {"ch03": ch03, "math": math, "torch": torch, "nn": nn}
     ns |= {"preset": "quick", "runs": 3, "threads": 1}
     exercises_in_turn(chapter(NAME), ns, capsys)
+
+
+def test_student_copy_holds_no_answer():
+    from chapters import SOLUTION, exercise_cells, student_copy
+
+    nb = chapter(NAME)
+    answers = {
+        line.strip()
+        for src in exercise_cells(nb)
+        for m in SOLUTION.finditer(src)
+        for line in m.group(0).splitlines()[1:-1]
+        if len(line.strip()) >= 12 and not line.strip().startswith("#")
+    }
+    student = "\n".join(c.source for c in student_copy(nb).cells)
+    assert len(answers) >= 10 and not [a for a in answers if a in student]
+    # the text after Exercise 3.1 names Eq. 2 but does not write the solved form out
+    assert "Bg/c_1" not in student and "c / \\sqrt" not in student
