@@ -1,9 +1,12 @@
-"""Metric learning: the ArcFace head by hand, the three predictors, a new class, the search
-indexes, training through the Python API (chapter 8's own tests: tests/test_chapter08.py)."""
+"""Metric learning: the ArcFace head by hand, the three predictors, a new class, the "unknown"
+threshold, the search indexes, training through the Python API, chapter 8's experiments
+(trashkit.metric_learning) end to end on tiny runs (the chapter's own tests:
+tests/test_chapter08.py)."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +16,7 @@ from torch import nn
 
 from conftest import tiny_config
 from trashkit import embeddings as em
+from trashkit import metric_learning as ml
 from trashkit.models import build_model
 from trashkit.models.arcface import ArcFaceLoss, ArcFaceNet, default_scale, margin_logits
 
@@ -151,11 +155,33 @@ def test_new_class_scores_and_finetuned_head():
     s = em.new_class_scores(np.array([0, 1, 2, 2, 1]), np.array([0, 1, 2, 2, 2]), 2)
     assert s["new_recall"] == pytest.approx(2 / 3) and s["new_precision"] == 1.0
     assert s["others_macro_f1"] == pytest.approx((1.0 + 2 / 3) / 2)
+    from trashkit.train.head import finetune_head
+
     head = nn.Linear(4, 2)
+    before = head.weight.detach().clone()
     feats = torch.cat([torch.randn(20, 4) + 3 * torch.eye(4)[k] for k in (0, 1, 2)])
     labels = np.repeat([0, 1, 2], 20)
-    new = em.finetune_head(head, feats, labels, 3, steps=200, lr=0.05)
+    new = finetune_head(head, feats, labels, 3, steps=200, lr=0.05)
     assert new.out_features == 3 and (new(feats).argmax(1).numpy() == labels).mean() > 0.9
+    assert torch.equal(head.weight, before)  # the old head is left as it was
+
+
+def test_finetune_head_weights_a_rare_class_like_train_losses():
+    """Two new images against 40 old ones: with the balanced weights of
+    trashkit.train.losses.class_weights the new class is learned; without them it is not."""
+    from trashkit.train.head import finetune_head
+
+    g = torch.Generator().manual_seed(3)
+    feats = torch.cat(
+        [
+            torch.randn(40, 2, generator=g) * 0.3 + torch.tensor([1.0, 0.0]),
+            torch.randn(2, 2, generator=g) * 0.3 + torch.tensor([0.0, 1.0]),
+        ]
+    )
+    labels = np.array([0] * 40 + [1] * 2)
+    head = nn.Linear(2, 1)
+    new = finetune_head(head, feats, labels, 2, steps=300, lr=0.05)
+    assert (new(feats[40:]).argmax(1) == 1).all()
 
 
 @pytest.mark.slow
@@ -182,14 +208,136 @@ def test_arcface_trains_from_the_python_api_and_chapter_4_parameters(
 
 
 def test_folder_without_class_links_every_other_class(tmp_path, tiny_crops, isolated_home):
-    out = em.folder_without_class(tiny_crops, "Metal", tmp_path / "without")
+    from trashkit.data.folders import folder_without_class
+
+    out = folder_without_class(tiny_crops, "Metal", tmp_path / "without")
     for split in ("train", "val"):
         names = sorted(p.name for p in (out / split).iterdir())
         assert "Metal" not in names and len(names) == 5
         assert all((out / split / n).is_symlink() for n in names)
     with pytest.raises(ValueError, match="no class folder"):
-        em.folder_without_class(tiny_crops, "Glass", tmp_path / "x")
+        folder_without_class(tiny_crops, "Glass", tmp_path / "x")
     # the default place is fixed per (source, class): the cache always sees the same links
-    assert em.folder_without_class(tiny_crops, "Metal") == em.folder_without_class(
-        tiny_crops, "Metal"
+    assert folder_without_class(tiny_crops, "Metal") == folder_without_class(tiny_crops, "Metal")
+
+
+def test_threshold_sweep_by_hand_and_against_scikit_learn():
+    from sklearn.metrics import precision_recall_curve
+
+    known, unknown = np.array([0.9, 0.8, 0.7, 0.5]), np.array([0.6, 0.4, 0.3])
+    sweep = em.threshold_sweep(known, unknown)
+    # by hand: below 0.65 fall 0.3, 0.4, 0.5 (known), 0.6 -> precision 3/4, recall 3/3
+    at = list(np.round(sweep["threshold"], 6)).index(0.65)
+    assert sweep["precision"][at] == pytest.approx(0.75) and sweep["recall"][at] == 1.0
+    assert sweep["known_rejected"][at] == pytest.approx(0.25)
+    assert em.choose_threshold(known, unknown) == pytest.approx(0.65)
+    got = em.unknown_scores(known, unknown, 0.65)
+    assert got["f1"] == pytest.approx(6 / 7) and got["precision"] == pytest.approx(0.75)
+    # every (precision, recall) point of scikit-learn's curve (higher score = more "unknown")
+    rng = np.random.default_rng(0)
+    known, unknown = rng.normal(0.6, 0.1, 300), rng.normal(0.4, 0.1, 50)
+    y = np.r_[np.zeros(300), np.ones(50)]
+    p, r, _ = precision_recall_curve(y, -np.r_[known, unknown])
+    sweep = em.threshold_sweep(known, unknown)
+    ours = {(round(a, 9), round(b, 9)) for a, b in zip(sweep["precision"], sweep["recall"])}
+    assert {(round(a, 9), round(b, 9)) for a, b in zip(p, r)} <= ours
+    f1 = 2 * p * r / np.maximum(p + r, 1e-12)
+    t = em.choose_threshold(known, unknown)
+    assert em.unknown_scores(known, unknown, t)["f1"] == pytest.approx(f1.max())
+    with pytest.raises(ValueError, match="known and of unknown"):
+        em.threshold_sweep(known, np.array([]))
+
+
+def test_best_cosine_is_the_largest_cosine_to_any_stored_vector():
+    stored = F.normalize(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), dim=1)
+    q = F.normalize(torch.tensor([[1.0, 1.0], [1.0, 0.0], [-1.0, 0.0]]), dim=1)
+    assert em.best_cosine(q, stored) == pytest.approx([math.sqrt(0.5), 1.0, 0.0], abs=1e-6)
+
+
+def _toy_holdout(seed: int = 0) -> ml.Holdout:
+    """Two known classes around (1, 0, 0) and (0, 1, 0), the held-out class around (0, 0, 1)."""
+    g = torch.Generator().manual_seed(seed)
+
+    def cloud(centre, n, label):
+        v = F.normalize(torch.tensor(centre) + 0.25 * torch.randn(n, 3, generator=g), dim=1)
+        return em.Embedded(v, np.full(n, label))
+
+    known = lambda n: cloud([1.0, 0, 0], n, 0) + cloud([0, 1.0, 0], n, 1)  # noqa: E731
+    return ml.Holdout(
+        "Third",
+        2,
+        F.normalize(torch.eye(3)[:2], dim=1),
+        known(20),
+        known(10),
+        known(10),
+        cloud([0, 0, 1.0], 8, -1),
+        cloud([0, 0, 1.0], 6, -1),
+        cloud([0, 0, 1.0], 6, -1),
     )
+
+
+def test_new_class_experiment_finds_a_well_separated_class():
+    df = ml.new_class_experiment(_toy_holdout(), shots=(1, 5, 50), draws=2)
+    assert sorted(df["k"].unique()) == [1, 5]  # 50 > the 8 pool images: skipped
+    centre = df[df.method.str.contains("centres")]
+    assert (centre.new_recall == 1.0).all() and (centre.others_macro_f1 == 1.0).all()
+    assert set(df.draw) == {0, 1} and not df.method.str.contains("softmax").any()
+    summary = ml.summarize(df, ["k", "method"], ["new_recall"])
+    assert list(summary.columns) == ["new_recall mean", "new_recall std"]
+
+
+def test_unknown_experiment_chooses_on_val_and_scores_on_test():
+    h = _toy_holdout()
+    table, scores = ml.unknown_experiment(h)
+    assert list(table.index) == ["nearest learned centre", "nearest training embedding"]
+    centre = scores["nearest learned centre"]
+    t = em.choose_threshold(centre["known val"], centre["unknown val"])
+    row = table.loc["nearest learned centre"]
+    assert row["threshold (chosen on val)"] == pytest.approx(t)
+    want = em.unknown_scores(centre["known test"], centre["unknown test"], t)
+    assert row["test recall of unknown"] == pytest.approx(want["recall"])
+    assert row["test recall of unknown"] == 1.0  # the toy's third class is far from both
+    # a test image moved changes the test scores, never the threshold
+    h.new_test.vectors[:] = h.centres[0]
+    moved, _ = ml.unknown_experiment(h)
+    assert moved.loc["nearest learned centre", "threshold (chosen on val)"] == pytest.approx(t)
+    assert moved.loc["nearest learned centre", "test recall of unknown"] == 0.0
+
+
+def test_run_parameters_record_chapter_8_and_their_kind():
+    base = {"model": "tiny", "epochs": 1}
+    arc = ml.arcface_params(base)
+    assert arc["model"] == "arcface:tiny" and arc["loss"] == "arcface"
+    assert (arc["chapter"], arc["kind"]) == (8, "arcface")
+    assert ml.arcface_params(arc, "x")["model"] == "arcface:tiny"  # not doubled
+    assert ml.softmax_params(base, "softmax_without") == {
+        **base,
+        "chapter": 8,
+        "kind": "softmax_without",
+    }
+
+
+@pytest.mark.slow
+def test_the_chapter_experiments_on_tiny_runs(tmp_path, tiny_crops, isolated_home):
+    """The runs chapter 8 trains (tiny, one epoch): recorded as chapter 8's, found by kind,
+    and every experiment of trashkit.metric_learning runs on them."""
+    from trashkit.scoring import find_runs
+    from trashkit.train import TrainConfig, train
+
+    base = tiny_config(tiny_crops, epochs=1, test_fraction=0.2, val_fraction=0.2)
+    arc = ml.without_class(ml.arcface_params(base, "arcface_without"), "Metal")
+    soft = ml.without_class(ml.softmax_params(base, "softmax_without"), "Metal")
+    assert not (Path(TrainConfig.from_dict(arc).data) / "train" / "Metal").exists()
+    train(arc, tmp_path / "arc", progress=False)
+    train(soft, tmp_path / "soft", progress=False)
+    assert find_runs(tmp_path, 8, "arcface_without") == [tmp_path / "arc"]
+    h = ml.holdout_embeddings(tmp_path / "arc", tmp_path / "soft", str(tiny_crops), "Metal")
+    assert h.new == 5 and len(h.new_test) > 0 and len(h.pool) > 0
+    assert h.centres.shape == (5, 512)
+    df = ml.new_class_experiment(h, shots=(1, 2), draws=1)
+    assert len(df) == 2 * 3 and df.method.str.contains("softmax").any()
+    table, _ = ml.unknown_experiment(h)
+    assert table["known test images rejected"].between(0, 1).all()
+    preds = ml.predictors_table(tmp_path / "arc", k=3)
+    assert preds["official MACs"]["1 nearest neighbour"] > preds["official MACs"].iloc[0]
+    assert preds["test macro-F1"].between(0, 1).all()

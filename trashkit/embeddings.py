@@ -8,23 +8,26 @@ chapter 8 on the same test images:
 * **nearest class mean** - the mean training embedding of each class, re-normalised: no
   learned head at all, so a class can be added by embedding a few of its images;
 * **k nearest neighbours** - cosine to every stored training embedding, majority vote of the
-  ``k`` most similar (the competition solution talk's method): it keeps all ``n x d`` stored
-  vectors and searches them for every image, which costs time in a live service.
+  ``k`` most similar (``k = 1``: the single most similar stored embedding). It keeps all
+  ``n x d`` stored vectors and searches them for every image, which costs time in a live
+  service.
 
 The search itself is a matrix product (brute force, exact) or an index from a library
 (:func:`make_index`: faiss' exact ``IndexFlatIP`` or its approximate HNSW graph,
-scikit-learn's ``NearestNeighbors``). This module sits beside :mod:`trashkit.metrics`: it uses
-the data and models layers only, never training, scoring, search or compression.
+scikit-learn's ``NearestNeighbors``). An image none of the known classes fits is recognised
+by a threshold on its best cosine (:func:`best_cosine`, :func:`threshold_sweep`,
+:func:`choose_threshold`, :func:`unknown_scores`).
+
+This module sits beside :mod:`trashkit.metrics`: it uses the data, models and complexity
+layers only, never training, scoring, search or compression (the experiments that train
+networks live in :mod:`trashkit.metric_learning`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -33,8 +36,6 @@ from torch import nn
 
 from .complexity import measure_latency
 from .data import normalize_batch
-from .metrics import macro_f1
-from .paths import data_dir
 
 
 @dataclass
@@ -276,34 +277,6 @@ def recall_at_k(approx: np.ndarray, exact: np.ndarray) -> float:
 # --- a new class without retraining ----------------------------------------------------------
 
 
-def folder_without_class(data: str | Path, holdout: str, dest: str | Path | None = None) -> Path:
-    """An image folder (or competition layout) like ``data`` without class ``holdout``, made
-    of links to ``data``'s class folders: nothing is copied, the held-out images stay unseen.
-
-    ``dest`` None: one fixed folder per (source, class) under the data folder, reused by every
-    run. Why: the image cache is keyed by the files' real paths, so two link folders to the
-    same images share one cache, and it must see the same link paths each time.
-    """
-    data = Path(data)
-    if dest is None:
-        tag = hashlib.sha1(str(data.resolve()).encode()).hexdigest()[:8]
-        dest = data_dir() / "without-class" / f"{data.name}-{tag}-{holdout}"
-    dest = Path(dest)
-    splits = [d for d in ("train", "val") if (data / d).is_dir()] or [""]
-    for split in splits:
-        classes = sorted(p for p in (data / split).iterdir() if p.is_dir())
-        if holdout not in [c.name for c in classes]:
-            raise ValueError(
-                f"{data / split} has no class folder {holdout!r}: {[c.name for c in classes]}"
-            )
-        (dest / split).mkdir(parents=True, exist_ok=True)
-        for c in classes:
-            link = dest / split / c.name
-            if c.name != holdout and not link.exists():
-                os.symlink(c.resolve(), link, target_is_directory=True)
-    return dest
-
-
 def new_class_scores(pred: np.ndarray, true: np.ndarray, new_label: int) -> dict:
     """The new class's recall and precision, and the old classes' macro-F1 (labels below
     ``new_label``), on the same predictions.
@@ -343,39 +316,67 @@ def penultimate(
     return torch.cat(store), np.concatenate(labels).astype(np.int64)
 
 
-def finetune_head(
-    head: nn.Linear,
-    features: torch.Tensor,
-    labels: np.ndarray,
-    n_classes: int,
-    steps: int = 300,
-    lr: float = 0.01,
-    seed: int = 0,
-) -> nn.Linear:
-    """The softmax way to add a class: a head with one more output, started from the old
-    rows (the new row at zero), trained on frozen features of the old training images plus
-    the new class's few images, each class weighted by its inverse frequency (so k images
-    of the new class weigh as much as a whole old class). Full-batch Adam, ``steps`` steps.
+# --- an image of no known class --------------------------------------------------------------
+
+
+def best_cosine(queries: Embedded | torch.Tensor, stored: torch.Tensor) -> np.ndarray:
+    """The largest cosine of each query with any row of ``stored`` (unit vectors: the learned
+    centres, the class means or every training embedding): how well its best match fits.
+
+    A low best cosine says "none of these": the score an "unknown" threshold is put on.
     """
-    torch.manual_seed(seed)
-    new = nn.Linear(head.in_features, n_classes)
-    with torch.no_grad():
-        new.weight.zero_()
-        new.bias.zero_()
-        new.weight[: head.out_features] = head.weight
-        if head.bias is not None:
-            new.bias[: head.out_features] = head.bias
-    y = torch.as_tensor(labels)
-    counts = torch.bincount(y, minlength=n_classes).clamp(min=1).float()
-    weight = len(y) / (n_classes * counts)
-    opt = torch.optim.Adam(new.parameters(), lr=lr)
-    for _ in range(steps):
-        opt.zero_grad()
-        F.cross_entropy(new(features), y, weight=weight).backward()
-        opt.step()
-    return new.eval()
+    q = queries.vectors if isinstance(queries, Embedded) else queries
+    return (q @ stored.T).max(1).values.numpy()
 
 
-def macro_f1_of(pred: np.ndarray, true: np.ndarray, n_classes: int) -> float:
-    """Macro-F1 (the project's one definition, :func:`trashkit.metrics.macro_f1`)."""
-    return macro_f1(true, pred, n_classes)
+def threshold_sweep(known: np.ndarray, unknown: np.ndarray) -> dict[str, np.ndarray]:
+    """Every distinct way a threshold ``t`` splits these scores, an image being called
+    "unknown" when its score is below ``t``: ``threshold`` (ascending), ``precision`` and
+    ``recall`` of "unknown", and ``known_rejected``, the share of known images called unknown.
+
+    The thresholds lie halfway between neighbouring distinct scores, plus one below the
+    smallest (nothing flagged: precision counts as 1) and one above the largest (everything
+    flagged), so each threshold is as far as possible from the images it separates.
+    """
+    known, unknown = np.sort(np.asarray(known, float)), np.sort(np.asarray(unknown, float))
+    if not len(known) or not len(unknown):
+        raise ValueError("a threshold sweep needs scores of known and of unknown images")
+    u = np.unique(np.concatenate([known, unknown]))
+    t = np.concatenate([[u[0] - 1e-6], (u[:-1] + u[1:]) / 2, [u[-1] + 1e-6]])
+    tp = np.searchsorted(unknown, t, side="left")  # unknown images scoring below t
+    fp = np.searchsorted(known, t, side="left")  # known images scoring below t
+    flagged = tp + fp
+    return {
+        "threshold": t,
+        "precision": np.where(flagged > 0, tp / np.maximum(flagged, 1), 1.0),
+        "recall": tp / len(unknown),
+        "known_rejected": fp / len(known),
+    }
+
+
+def _f1(precision: np.ndarray, recall: np.ndarray) -> np.ndarray:
+    total = precision + recall
+    return np.where(total > 0, 2 * precision * recall / np.where(total > 0, total, 1), 0.0)
+
+
+def choose_threshold(known: np.ndarray, unknown: np.ndarray) -> float:
+    """The threshold of :func:`threshold_sweep` with the best F1 of "unknown" on these scores
+    (the smallest such threshold on a tie: fewer known images rejected). Give it validation
+    scores only: a threshold chosen on the test images makes their score optimistic."""
+    sweep = threshold_sweep(known, unknown)
+    return float(sweep["threshold"][int(np.argmax(_f1(sweep["precision"], sweep["recall"])))])
+
+
+def unknown_scores(known: np.ndarray, unknown: np.ndarray, threshold: float) -> dict:
+    """Precision, recall and F1 of "unknown" (score below ``threshold``) on these scores, and
+    the share of known images it rejects."""
+    known, unknown = np.asarray(known), np.asarray(unknown)
+    tp, fp = int((unknown < threshold).sum()), int((known < threshold).sum())
+    precision = tp / (tp + fp) if tp + fp else 1.0
+    recall = tp / len(unknown) if len(unknown) else 0.0
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": float(_f1(np.array(precision), np.array(recall))),
+        "known_rejected": fp / len(known) if len(known) else 0.0,
+    }

@@ -9,15 +9,21 @@ Three layouts are understood (see README):
 
 Scanning never decodes images (that is the cache's job); it only skips what is obviously not
 an image and reports it, so one stray ``Thumbs.db`` never kills an epoch.
+
+:func:`folder_without_class` makes the same layout without one class, as links (chapter 8's
+class that a network never saw).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import warnings
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..paths import data_dir
 from .images import IMAGE_EXTENSIONS
 
 COMPETITION_SPLITS = ("train", "val")
@@ -218,3 +224,31 @@ def load_source(root: Path | str, classes: list[str] | None = None) -> ImageFold
     scan = scan_image_folder(root, classes=classes, splits=splits)
     scan.layout = layout
     return scan
+
+
+def folder_without_class(data: str | Path, holdout: str, dest: str | Path | None = None) -> Path:
+    """An image folder (or competition layout) like ``data`` without class ``holdout``, made
+    of links to ``data``'s class folders: nothing is copied, the held-out images stay unseen.
+
+    ``dest`` None: one fixed folder per (source, class) under the data folder, reused by every
+    run. Why: the image cache is keyed by the files' real paths, so two link folders to the
+    same images share one cache, and it must see the same link paths each time.
+    """
+    data = Path(data)
+    if dest is None:
+        tag = hashlib.sha1(str(data.resolve()).encode()).hexdigest()[:8]
+        dest = data_dir() / "without-class" / f"{data.name}-{tag}-{holdout}"
+    dest = Path(dest)
+    splits = [d for d in COMPETITION_SPLITS if (data / d).is_dir()] or [""]
+    for split in splits:
+        classes = sorted(p for p in (data / split).iterdir() if p.is_dir())
+        if holdout not in [c.name for c in classes]:
+            raise ValueError(
+                f"{data / split} has no class folder {holdout!r}: {[c.name for c in classes]}"
+            )
+        (dest / split).mkdir(parents=True, exist_ok=True)
+        for c in classes:
+            link = dest / split / c.name
+            if c.name != holdout and not link.exists():
+                os.symlink(c.resolve(), link, target_is_directory=True)
+    return dest
