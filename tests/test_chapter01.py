@@ -887,6 +887,15 @@ def test_trashnet_figures_are_those_of_docs_results_and_the_prose_quotes_their_m
     assert "0.836 ± 0.020" in quoted  # the quick recipe's test macro-F1 (chapters 4 and 5)
 
 
+def test_every_number_of_the_trashnet_protocol_prose_is_in_docs_results():
+    results = RESULTS.read_text()
+    protocol = results[results.index("**Protocol**") : results.index("### Ablation")]
+    summaries = {f"{np.mean(v):.3f}" for v in _trashnet_cell().values()}
+    summaries |= {f"{np.std(v, ddof=1):.3f}" for v in _trashnet_cell().values()}
+    prose = _cell("cell-49") + _cell("cell-49b")
+    _all_numbers_verified(prose, [protocol, *summaries], {"4", "5"})  # chapters 4 and 5
+
+
 def _numbers(text: str) -> set[str]:
     """The number tokens of prose: code spans and references (section 11, chapter 4, step 3,
     exercise 5, steps 1-5) are not figures."""
