@@ -203,42 +203,246 @@ def check_counter_prediction(prediction: dict[str, int]) -> str:
     )
 
 
-# --- Exercise 2.4: which model pays most per MAC? (predict before the latency study) ---------
+# --- Exercise 2.4: where does the activation memory peak? (predict before you run) ------------
 
 
-def record_slowest_guess(prediction: str) -> str:
-    """Check that the guess names a model of the study's zoo, before the study runs."""
-    from ..complexity.study import zoo
+def peak_toy() -> nn.Module:
+    """Exercise 2.4's chain: a stem, then an inverted-residual block (expand, depthwise,
+    project), then the head."""
+    from collections import OrderedDict
 
-    names = list(zoo())
-    require(
-        prediction in names, f"{prediction!r} is not a model of the study; choose one of {names}"
+    return nn.Sequential(
+        OrderedDict(
+            stem=nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False),
+            expand=nn.Conv2d(8, 48, 1, bias=False),
+            depthwise=nn.Conv2d(48, 48, 3, padding=1, groups=48, bias=False),
+            project=nn.Conv2d(48, 16, 1, bias=False),
+            pool=nn.AdaptiveAvgPool2d(1),
+            flatten=nn.Flatten(),
+            classifier=nn.Linear(16, 6),
+        )
     )
-    return ok(f"prediction recorded: {prediction}; the study below will tell")
 
 
-def check_slowest_prediction(prediction: str, study, size: int) -> str:
-    """Compare a predicted model name with the study's most expensive MACs at ``size``.
+PEAK_INPUT = (3, 32, 32)
 
-    Latency is noisy, so a wrong guess is explained, not rejected; only a name that is not in
-    the study is an error.
-    """
-    g = study[study["size"] == size].sort_values("vs size median", ascending=False)
-    names = list(g["model"])
+
+def _peak_slips(df, peak: dict) -> dict[int, str]:
+    """Wrong element counts a student is likely to give, with what each means."""
+    modules = df[df.in_numel > 0]
+    outs = [int(PEAK_INPUT[0] * PEAK_INPUT[1] * PEAK_INPUT[2])] + [
+        int(v) for v in modules.out_numel
+    ]
+    return {
+        max(outs): "that is the largest single activation; while a layer runs, its input "
+        "and its output are both in memory",
+        sum(outs): "that is every activation added up; eager PyTorch frees a layer's input "
+        "once nothing needs it any more, so only neighbours coexist",
+        4 * peak["elements"]: "that is the peak in bytes (float32); give it in elements",
+        peak["output"]: "that is only the output of the layer at the peak; add its input",
+    }
+
+
+def check_peak_prediction(prediction: dict) -> str:
+    """Compare a predicted peak (layer name and elements) of :func:`peak_toy` with the
+    counter's table, measured here and now."""
+    from ..complexity import count_layers
+    from ..complexity.analytic import peak_activation
+
     require(
-        prediction in names, f"{prediction!r} is not a model of the study; choose one of {names}"
+        isinstance(prediction, dict) and {"layer", "elements"} <= set(prediction),
+        "prediction must be a dict with the keys 'layer' (a layer's name) and 'elements'",
     )
-    top = g.iloc[0]
-    mine = g[g["model"] == prediction].iloc[0]
-    rank = names.index(prediction) + 1
-    if prediction == top["model"]:
-        return ok(
-            f"right: {prediction} pays {top['vs size median']:.2f}x the typical price "
-            f"per MAC at {size}px ({top['ms per 100M MACs']:.1f} ms per 100M MACs)"
+    df = count_layers(peak_toy(), PEAK_INPUT)
+    peak = peak_activation(df)
+    names = [n for n in df.name if n]
+    require(
+        prediction["layer"] in names,
+        f"{prediction['layer']!r} is not a layer of the toy; its layers: {names}",
+    )
+    got = prediction["elements"]
+    require(
+        isinstance(got, int | float) and not isinstance(got, bool),
+        f"prediction['elements'] is {got!r}: give a number of elements",
+    )
+    if not close(got, peak["elements"], rel=0, abs_tol=0.5):
+        slip = _peak_slips(df, peak).get(round(got) if close(got, round(got)) else -1, "")
+        raise ExerciseError(
+            f"peak activation: you predicted {got} elements, the counter measures "
+            f"{peak['elements']}."
+            + (f" It looks like {slip}." if slip else "")
+            + " For each layer add the elements it reads to the elements it writes."
+        )
+    if prediction["layer"] != peak["name"]:
+        r = df[df.name == prediction["layer"]].iloc[0]
+        raise ExerciseError(
+            f"the number is right but not the layer: {prediction['layer']} reads "
+            f"{int(r.in_numel)} and writes {int(r.out_numel)} elements "
+            f"({int(r.in_numel + r.out_numel)} together). Which layer reaches your number?"
         )
     return ok(
-        f"measured: {top['model']} pays the most per MAC ({top['vs size median']:.2f}x "
-        f"the median at {size}px); your {prediction} ranks {rank} of {len(names)} at "
-        f"{mine['vs size median']:.2f}x. Look at what {top['model']} is made of: many "
-        "small layers and element-wise work do little arithmetic per byte moved"
+        f"right: the peak is at {peak['name']} ({peak['input']} in + {peak['output']} out = "
+        f"{peak['elements']} elements, {peak['bytes'] / 1024:.0f} KiB in float32), not at the "
+        "layer with the largest output alone"
+    )
+
+
+# --- Exercise 2.5: the width at which a 1x1 convolution becomes compute-bound ---------------
+
+RIDGE_CASES = [(14, 14, 5.0), (7, 7, 2.0), (56, 56, 10.0), (28, 28, 1.5), (2, 2, 5.0)]
+
+
+def ridge_width_reference(h: int, w: int, ridge: float, limit: int = 100_000) -> int | None:
+    """Smallest c whose bias-free 1x1 conv c -> c on h x w (float32) does >= ``ridge`` MACs
+    per byte moved, found by trying every c with :mod:`..complexity.formulas`."""
+    from ..complexity import formulas as fm
+
+    if fm.arithmetic_intensity(fm.conv2d(limit, limit, h, w, 1), 4) < ridge:
+        return None
+    return next(
+        c for c in range(1, limit) if fm.arithmetic_intensity(fm.conv2d(c, c, h, w, 1), 4) >= ridge
+    )
+
+
+def _ridge_slips(h: int, w: int, ridge: float) -> dict[int | None, str]:
+    """Answers of wrong intensity formulas, searched the same way, with what each means."""
+    hw = h * w
+
+    def first(intensity) -> int | None:
+        return next((c for c in range(1, 20_000) if intensity(c) >= ridge), None)
+
+    return {
+        first(lambda c: hw * c * c / (4 * 2 * hw * c)): "your memory traffic leaves out the "
+        "c x c weights (mem = hw(c1 + c2) + c1 c2)",
+        first(lambda c: hw * c * c / (2 * hw * c + c * c)): "that is MACs per ELEMENT moved; "
+        "a float32 element is 4 bytes",
+        first(lambda c: 2 * hw * c * c / (4 * (2 * hw * c + c * c))): "you counted FLOPs "
+        "(2 per multiply-add), not MACs",
+    }
+
+
+def check_ridge_width(fn: Callable[[int, int, float], int | None]) -> str:
+    """``fn(h, w, ridge) -> c`` (or None when no width gets there), checked on five maps."""
+    for h, w, ridge in RIDGE_CASES:
+        got = call(fn, h, w, ridge, name="ridge_width")
+        want = ridge_width_reference(h, w, ridge)
+        if want is None:
+            require(
+                got is None,
+                f"ridge_width({h}, {w}, {ridge}) returned {got!r}, but no width reaches "
+                f"{ridge} MACs/byte on a {h}x{w} map: as c grows the intensity only approaches "
+                f"hw/4 = {h * w / 4} (the weights dominate). Return None there.",
+            )
+            continue
+        require(
+            isinstance(got, int) and not isinstance(got, bool),
+            f"ridge_width({h}, {w}, {ridge}) returned {got!r}: return a whole channel count",
+        )
+        if got == want:
+            continue
+        slip = _ridge_slips(h, w, ridge).get(got, "")
+        raise ExerciseError(
+            f"ridge_width({h}, {w}, {ridge}): expected {want} channels, got {got}."
+            + (f" It looks like {slip}." if slip else "")
+            + " Intensity = MACs / (4 bytes x (input + weights + output elements)); find the "
+            "smallest c where it reaches the ridge."
+        )
+    return ok(
+        f"ridge_width right on {len(RIDGE_CASES)} maps: the smaller the map, the wider a 1x1 "
+        "convolution must be before the arithmetic units, not the memory, limit it"
+    )
+
+
+# --- The design task: as many MACs, less time ---------------------------------------------------
+
+DESIGN_SIZE = 156
+DESIGN_REFERENCE = "mobilenet_v3_small w0.5"
+DESIGN_SHARE = 0.75  # spend at least this share of the reference's MACs and parameters
+DESIGN_SPEEDUP = 3.0
+
+
+def design_reference() -> nn.Module:
+    """The design task's reference: torchvision's MobileNetV3-small at half width, 6 classes."""
+    from ..complexity.study import zoo
+
+    return zoo()[DESIGN_REFERENCE]().eval()
+
+
+def _design_budget(model: nn.Module, ref: nn.Module) -> dict:
+    """Shape, visibility, MACs and peak activation of a design against the reference."""
+    import torch
+
+    from ..complexity import check_countable, count_layers, official_macs
+    from ..complexity.analytic import peak_activation
+
+    size = (3, DESIGN_SIZE, DESIGN_SIZE)
+    with torch.no_grad():
+        out = model.eval()(torch.zeros(1, *size))
+    require(
+        tuple(out.shape) == (1, 6),
+        f"your network maps one {size} image to {tuple(out.shape)}; it must give 6 scores",
+    )
+    try:
+        check_countable(model)
+    except ValueError as err:
+        raise ExerciseError(f"a layer hides from the official counter: {err}") from None
+    macs, ref_macs = official_macs(model, DESIGN_SIZE), official_macs(ref, DESIGN_SIZE)
+    require(
+        DESIGN_SHARE * ref_macs <= macs <= ref_macs,
+        f"official MACs {macs:,}: the task asks for {DESIGN_SHARE * ref_macs:,.0f} to "
+        f"{ref_macs:,} (the reference's) - spend the budget, but not more",
+    )
+    params = sum(p.numel() for p in model.parameters())
+    ref_params = sum(p.numel() for p in ref.parameters())
+    require(
+        params >= DESIGN_SHARE * ref_params,
+        f"{params:,} parameters: keep at least {DESIGN_SHARE * ref_params:,.0f} "
+        f"({DESIGN_SHARE:.0%} of the reference's {ref_params:,}); a network with nothing to "
+        "learn is fast but useless",
+    )
+    peak = peak_activation(count_layers(model, size))["elements"]
+    ref_peak = peak_activation(count_layers(ref, size))["elements"]
+    require(
+        peak <= ref_peak,
+        f"peak activation {peak:,} elements, the reference's is {ref_peak:,}: shrink the largest "
+        "input + output pair (downsample earlier, or fewer channels at full resolution)",
+    )
+    return {
+        "macs": macs,
+        "ref macs": ref_macs,
+        "params": params,
+        "ref params": ref_params,
+        "peak": peak,
+        "ref peak": ref_peak,
+    }
+
+
+def check_design(model: nn.Module, repeats: int = 5, runs: int = 10, threads: int = 1) -> str:
+    """Grade the design task by measuring it: 6 outputs at 156 px, every layer visible to
+    the official counter, official MACs between ``DESIGN_SHARE`` of the reference's and the
+    reference's, at least that share of its parameters, a peak activation no larger than
+    its, and a median batch-1 latency at least ``DESIGN_SPEEDUP`` times lower than its (the
+    two timed in turns, after an untimed turn that warms both up)."""
+    from ..complexity import time_in_turns
+
+    ref = design_reference()
+    budget = _design_budget(model, ref)
+    size = (3, DESIGN_SIZE, DESIGN_SIZE)
+    pair = {"reference": (ref, size), "yours": (model, size)}
+    time_in_turns(pair, 1, 1, 3, threads=threads)  # warm-up, untimed
+    turns, lat = time_in_turns(pair, repeats, runs, 3, threads=threads)
+    med = turns.groupby("model")["median ms"].median()
+    speedup = med["reference"] / med["yours"]
+    require(
+        speedup >= DESIGN_SPEEDUP,
+        f"measured: yours {med['yours']:.2f} ms, the reference {med['reference']:.2f} ms "
+        f"(median of {repeats} turns x {runs} runs, {lat.threads} thread): {speedup:.2f}x, the "
+        f"task asks for {DESIGN_SPEEDUP}x. Fewer, larger layers do more MACs per byte moved",
+    )
+    return ok(
+        f"design accepted: {budget['macs']:,} official MACs (reference {budget['ref macs']:,}), "
+        f"{budget['params']:,} parameters (reference {budget['ref params']:,}), peak "
+        f"activation {budget['peak']:,} elements (reference {budget['ref peak']:,}), "
+        f"{med['yours']:.2f} ms vs {med['reference']:.2f} ms: {speedup:.1f}x faster "
+        f"[{lat.device}, {lat.threads} thread, torch {lat.torch}]"
     )
