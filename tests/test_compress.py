@@ -217,3 +217,92 @@ def test_sensitivity_scan_and_the_fair_baseline(trained_run, tmp_path, isolated_
     assert torch.equal(
         next(iter(again.model.state_dict().values())), next(iter(base.model.state_dict().values()))
     )
+
+
+# --- chapter 7's additions: integer-only arithmetic, QAT, QDQ graphs, the original's fallback --
+
+
+def test_fixed_point_multiplier_and_integer_only_linear():
+    import numpy as np
+
+    from trashkit.compress.quant import integer_linear, quantize_multiplier, requantize
+
+    for m in (0.05, 0.75, 0.0003, 0.5, 0.999, 1.7e-6, 0.99999999999):
+        m0, shift = quantize_multiplier(m)
+        assert 2**30 <= m0 < 2**31 and abs(m0 / 2**shift - m) <= 2 ** -(shift + 1) + 1e-18
+    assert quantize_multiplier(0.05) == (1_717_986_918, 35)
+    with pytest.raises(ValueError, match="must lie in"):
+        quantize_multiplier(1.5)
+    # the integer path equals rounding the real product, on random accumulators
+    rng = np.random.default_rng(0)
+    acc = rng.integers(-50_000, 50_000, 200)
+    m0, shift = quantize_multiplier(0.0123)
+    want = np.clip(np.floor(acc * (m0 / 2**shift) + 0.5) + 7, 0, 255)
+    assert np.array_equal(requantize(acc, m0, shift, 7), want)
+    x = rng.integers(0, 256, 16)
+    w = rng.integers(-127, 128, (4, 16))
+    a, q = integer_linear(x, 120, w, np.zeros(4, int), *quantize_multiplier(0.001), y_zero=3)
+    assert np.array_equal(a, w @ (x - 120))
+    with pytest.raises(OverflowError):
+        integer_linear(np.full(70_000, 255), 0, np.full((1, 70_000), 127), [0], m0, shift)
+
+
+def test_fake_quant_is_the_library_rounding_with_a_straight_through_gradient():
+    from trashkit.compress.qat import FakeQuant, bake, max_levels, ptq_weights, weight_grid
+    from trashkit.compress.qat import with_fake_quant
+
+    w = torch.randn(5, 3, 3, 3, requires_grad=True)
+    scale = w.detach().abs().flatten(1).amax(1) / 7
+    lib = torch.fake_quantize_per_channel_affine(
+        w.detach(), scale, torch.zeros(5, dtype=torch.int32), 0, -7, 7
+    )
+    assert torch.allclose(weight_grid(w, 4), lib)
+    FakeQuant(4)(w).sum().backward()
+    assert torch.equal(w.grad, torch.ones_like(w))
+    net = small_net()
+    assert max_levels(ptq_weights(net, 3)) <= 2**3 - 1 < max_levels(net)
+    fq = with_fake_quant(net, 3)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(fq.eval()(x), ptq_weights(net, 3)(x), atol=1e-5)
+    assert max_levels(bake(fq)) <= 7 and not any("parametrizations" in k for k in fq.state_dict())
+
+
+def test_int8_graph_operators_before_and_after_fusion(tmp_path):
+    from trashkit.compress.onnx_rt import conv_stack, export_example, graph_ops
+
+    net, x = conv_stack(8), torch.randn(1, 8, 8, 8)
+    fp32 = export_example(net, x, tmp_path / "c.onnx")
+    assert graph_ops(fp32) == {"Conv": 2, "Relu": 2}
+    q = quantize_int8(fp32, torch.randn(4, 8, 8, 8), tmp_path / "c.int8.onnx")
+    written = graph_ops(q)
+    assert written["QuantizeLinear"] >= 1 and written["DequantizeLinear"] >= 3
+    assert graph_ops(q, optimized=True).get("QLinearConv") == 2  # the pairs fused away
+    with pytest.raises(FileExistsError):
+        export_example(net, x, tmp_path / "c.onnx")
+
+
+def test_original_checkpoint_finds_chapter_4_or_trains_one(tmp_path, monkeypatch):
+    import json
+
+    from trashkit.compress import pipeline as cp
+
+    trained = []
+
+    def fake_train_once(cfg, folder):
+        trained.append(cfg)
+        folder.mkdir(parents=True)
+        (folder / "best.pt").write_bytes(b"")
+
+    monkeypatch.setattr(cp, "train_once", fake_train_once)
+    path, why = cp.original_checkpoint(tmp_path / "outputs", tmp_path / "run", None, 2, 48)
+    assert path == tmp_path / "run" / "original" / "best.pt" and "no chapter-4 run" in why
+    cfg = trained[0]
+    assert (cfg.chapter, cfg.kind, cfg.epochs, cfg.image_size) == (7, "original", 2, 48)
+    assert cfg.model == cp.CHAPTER4["model"] and cfg.test_fraction == 0.2
+    run = tmp_path / "outputs" / "r1"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"chapter": 4, "kind": "train", "model": "tiny"}))
+    (run / "best.pt").write_bytes(b"")
+    path, why = cp.original_checkpoint(tmp_path / "outputs", tmp_path / "run2")
+    assert path == run / "best.pt" and "chapter 4's newest" in why and len(trained) == 1

@@ -19,6 +19,7 @@ from torch import nn
 from ..checkpoint import Checkpoint, describe_architecture, load_checkpoint, save_checkpoint
 from ..complexity import official_macs
 from ..data import normalize_batch
+from ..scoring import find_checkpoint
 from ..train import TrainConfig, run_split, train_once
 from .decompose import decompose_model
 from .onnx_rt import OrtModel, export_onnx, quantize_int8
@@ -116,14 +117,24 @@ def distilled(
     ]
 
 
-def pruned(s: Baseline, target_ratio: float, epochs: int, lr: float = 0.02) -> Candidate:
+def pruned(
+    s: Baseline,
+    target_ratio: float,
+    epochs: int,
+    lr: float = 0.02,
+    name: str = "pruned",
+    distill: bool = False,
+) -> Candidate:
+    """The original pruned to ``target_ratio`` of its MACs, fine-tuned ``epochs`` epochs (with
+    the original as teacher when ``distill``), in ``out/<name>_ft``."""
     model, info = prune_to_macs(s.model, s.size, target_ratio)
     note = f"{info['ratio']:.0%} of the original MACs"
     if epochs > 0:
-        start = s.save_network(model, "pruned_init")
-        model = s.retrain("pruned_ft", epochs, init_from=str(start), lr=lr)
-        note += f", fine-tuned {epochs} epochs"
-    return Candidate("pruned", model, note, info)
+        start = s.save_network(model, f"{name}_init")
+        kd = {"teacher": str(s.path)} if distill else {}
+        model = s.retrain(f"{name}_ft", epochs, init_from=str(start), lr=lr, **kd)
+        note += f", fine-tuned {epochs} epochs" + (" from the original as teacher" if kd else "")
+    return Candidate(name, model, note, info)
 
 
 def continued(s: Baseline, epochs: int, lr: float = 0.02) -> Candidate:
@@ -192,15 +203,19 @@ def decomposed(s: Baseline, rank_ratio: float, epochs: int, lr: float = 0.02) ->
     return Candidate("decomposed", model, note, {"replaced": names})
 
 
-def onnx_candidates(s: Baseline, int8: bool = True) -> list[Candidate]:
+def onnx_candidates(s: Baseline, int8: bool = True, threads: int | None = None) -> list[Candidate]:
+    """The original in ONNX Runtime, fp32 and (``int8``) static int8; ``threads``: ONNX
+    Runtime's intra-op threads (None: its default, one per core)."""
     path = export_onnx(s.model, s.size, s.out / "model.onnx")
-    out = [Candidate("ONNX Runtime fp32", OrtModel(path), "same weights, ONNX Runtime CPU")]
+    out = [
+        Candidate("ONNX Runtime fp32", OrtModel(path, threads), "same weights, ONNX Runtime CPU")
+    ]
     if int8:
         q = quantize_int8(path, s.calibration, s.out / "model.int8.onnx")
         out.append(
             Candidate(
                 "ONNX Runtime int8",
-                OrtModel(q),
+                OrtModel(q, threads),
                 f"static QDQ int8, calibrated on {len(s.calibration)} training images",
             )
         )
@@ -219,3 +234,142 @@ def arcface(s: Baseline, epochs: int) -> Candidate:
 def agreement(a: list[int], b: list[int]) -> float:
     """Fraction of evaluation images on which two candidates predict the same class."""
     return float(np.mean(np.array(a) == np.array(b)))
+
+
+# --- the network to compress, and the open track's teacher -----------------------------------
+
+#: chapter 4's recipe (its parameters cell): the network and split a fallback original uses
+CHAPTER4 = dict(
+    model="mobilenetv3:width=0.75,depth=0.5", val_fraction=0.1, test_fraction=0.2, split_seed=0
+)
+#: the open track's teacher (as benchmarks/trashnet.py's OPEN_TEACHER): EfficientNet-Lite0
+#: fine-tuned from its ImageNet weights, leading blocks frozen
+OPEN_TEACHER = dict(
+    model="efficientnet_lite0",
+    pretrained="imagenet",
+    batch_size=32,
+    lr=0.01,
+    momentum=0.9,
+    weight_decay=1e-5,
+    loss="label_smoothing",
+    randaugment_n=0,
+    cutout=0.0,
+    crop_scale=0.35,
+    mixup=0.0,
+    cutmix=0.0,
+    ema=0.0,
+    teacher=None,
+    init_from=None,
+)
+#: a student on a teacher bank: soft targets only (the bank's views are augmented already)
+BANK_STUDENT = dict(
+    loss="ce",
+    label_smoothing=0.0,
+    randaugment_n=0,
+    cutout=0.0,
+    crop_scale=0.0,
+    mixup=0.0,
+    cutmix=0.0,
+    teacher=None,
+    init_from=None,
+)
+
+
+def original_checkpoint(
+    root: str | Path, out: Path, data: str | None = None, epochs: int = 3, image_size: int = 64
+) -> tuple[Path, str]:
+    """The network chapter 7 compresses: the newest ``best.pt`` of chapter 4's training runs
+    under ``root``, or else one trained here with chapter 4's recipe (``epochs`` epochs at
+    ``image_size`` px, recorded as ``chapter=7, kind="original"`` in ``out/original``).
+
+    Returns the checkpoint and a sentence saying which it is. Why a fallback: the chapter must
+    run on a fresh machine, where chapter 4 has not run yet.
+    """
+    try:
+        path = find_checkpoint(root)
+        return path, f"chapter 4's newest training run ({path.parent.name})"
+    except FileNotFoundError:
+        pass
+    cfg = TrainConfig(
+        data=data or "default",
+        image_size=image_size,
+        epochs=epochs,
+        chapter=7,
+        kind="original",
+        **CHAPTER4,
+    )
+    train_once(cfg, out / "original")
+    return out / "original" / "best.pt", (
+        f"no chapter-4 run under {root}: trained here with chapter 4's recipe, {epochs} "
+        f"epochs at {image_size} px"
+    )
+
+
+def pretrained_teacher(
+    s: Baseline, epochs: int, image_size: int, freeze: int = 6, name: str = "teacher_imagenet"
+) -> tuple[Path, dict]:
+    """EfficientNet-Lite0 from ImageNet, fine-tuned ``epochs`` epochs on the original's split
+    (its first ``freeze`` blocks fixed) at ``image_size`` px; its checkpoint and a row
+    (macro-F1 on the same evaluation images, official MACs, parameters)."""
+    from ..scoring import score_run_split
+
+    model = s.retrain(name, epochs, image_size=image_size, freeze=freeze, **OPEN_TEACHER)
+    path = s.out / name / "best.pt"
+    score = score_run_split(load_checkpoint(path), s.eval_split)
+    return path, {
+        "variant": f"teacher: EfficientNet-Lite0 from ImageNet @ {image_size}px",
+        "macro_f1": score["f1"],
+        "MACs": official_macs(model, image_size),
+        "params": sum(p.numel() for p in model.parameters()),
+        "note": f"{epochs} epoch(s), {freeze} leading blocks frozen; {score['f1_source']}",
+    }
+
+
+def bank_student(
+    s: Baseline, teacher: Path, student: str, views: int, epochs: int, seed: int = 0
+) -> Candidate:
+    """A teacher bank of ``views`` views of every training image (built once in
+    ``out/bank``), and ``student`` trained ``epochs`` passes over it with the teacher's
+    probabilities as its only targets."""
+    from ..train.bank import build_bank
+
+    bank = s.out / "bank"
+    if not (bank / "bank.json").is_file():
+        build_bank(teacher, bank, s.size, views=views, seed=seed)
+    model = s.retrain("student_bank", epochs, model=student, teacher_bank=str(bank), **BANK_STUDENT)
+    return Candidate(
+        f"student from the bank ({student})",
+        model,
+        f"{epochs} pass(es) over {views} views per image, soft targets of {teacher.parent.name}",
+    )
+
+
+# --- the chapter's presets -------------------------------------------------------------------
+
+#: ``preset="full"``: the settings of the Reference results (benchmarks/compress_trashnet.py,
+#: compare_latency.py's 300 interleaved rounds at torch's default threads, and the open
+#: track's teacher and bank as benchmarks/trashnet.py --recipe open)
+PRESETS: dict[str, dict] = {
+    "class": {},
+    "full": {
+        "train_epochs": 30,
+        "finetune_epochs": 10,
+        "scan_ratios": [0.8, 0.5, 0.3],
+        "scan_epochs": 5,
+        "latency_runs": 300,
+        "threads": None,
+        "teacher_epochs": 6,
+        "teacher_size": 224,
+        "teacher_freeze": 3,
+        "bank_views": 8,
+        "bank_epochs": 15,
+    },
+}
+
+
+def preset_values(preset: str, given: set[str], namespace: dict) -> dict:
+    """The parameters ``preset`` sets, read from ``namespace`` (a chapter's globals) and
+    replaced by the preset's values, except those papermill set explicitly (``given``)."""
+    if preset not in PRESETS:
+        raise ValueError(f"preset={preset!r}: use one of {sorted(PRESETS)}")
+    return {k: namespace[k] if k in given else v for k, v in PRESETS[preset].items()}

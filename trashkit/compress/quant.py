@@ -55,3 +55,56 @@ def round_trip(x, qmin: int = 0, qmax: int = 255) -> dict:
         "dequantized": back,
         "max_error": float(np.abs(back - x).max()),
     }
+
+
+# --- integer-only arithmetic (Jacob et al., CVPR 2018): what an int8 kernel computes ---------
+
+
+def quantize_multiplier(m: float, bits: int = 31) -> tuple[int, int]:
+    """A real multiplier ``0 < m < 1`` as an integer ``m0`` and a right shift: ``m ~ m0 /
+    2**shift`` with ``2**(bits-1) <= m0 < 2**bits`` (31 bits: an int32 register).
+
+    Why: an integer-only kernel cannot multiply by the real ``s_x * s_w / s_y``; it multiplies
+    the int32 accumulator by ``m0`` and shifts right. Normalising ``m0`` into the top half of
+    its range keeps ``bits`` significant bits, whatever the size of ``m``.
+    """
+    if not 0.0 < m < 1.0:
+        raise ValueError(f"multiplier {m} must lie in (0, 1): scale the output range instead")
+    n = 0
+    while m * 2**n < 0.5:  # doublings that bring m into [0.5, 1)
+        n += 1
+    m0 = round(m * 2 ** (n + bits))
+    if m0 == 2**bits:  # m rounded up to the next power of two
+        m0, n = m0 // 2, n - 1
+    return int(m0), bits + n
+
+
+def requantize(
+    acc, m0: int, shift: int, zero_point: int = 0, qmin: int = 0, qmax: int = 255
+) -> np.ndarray:
+    """An int32 accumulator to the output's integers with integer operations only:
+    ``clamp(zero_point + (acc * m0 + 2**(shift-1)) >> shift)`` (round half up)."""
+    acc = np.asarray(acc, np.int64)
+    scaled = (acc * m0 + (1 << (shift - 1))) >> shift  # the product fits in 64 bits
+    return np.clip(scaled + zero_point, qmin, qmax).astype(np.int64)
+
+
+def integer_linear(
+    q_x,
+    x_zero: int,
+    q_w,
+    q_bias,
+    m0: int,
+    shift: int,
+    y_zero: int = 0,
+    qmin: int = 0,
+    qmax: int = 255,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``y = W x + b`` with integers only: ``acc = sum_k (q_x[k] - x_zero) * q_w[j, k] +
+    q_bias[j]`` in int32 (weights symmetric, zero point 0; the bias stored at scale ``s_x *
+    s_w``), then :func:`requantize`. Returns ``(accumulators, output integers)``."""
+    q_w = np.atleast_2d(np.asarray(q_w, np.int64))
+    acc = q_w @ (np.asarray(q_x, np.int64) - x_zero) + np.asarray(q_bias, np.int64)
+    if np.abs(acc).max(initial=0) >= 2**31:
+        raise OverflowError("the accumulator left int32: fewer or smaller inputs per output")
+    return acc, requantize(acc, m0, shift, y_zero, qmin, qmax)
