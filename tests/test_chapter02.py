@@ -205,6 +205,21 @@ def test_prose_numbers_of_the_worked_examples():
     assert f"**{peak} elements at the convolution** ({4 * peak:,} bytes" in text
 
 
+def test_prose_numbers_of_vit():
+    from torchvision import models as tvm
+
+    vit = tvm.vit_b_16()  # random weights: only its shape is read
+    patches = (vit.image_size // vit.patch_size) ** 2
+    side = vit.image_size // vit.patch_size
+    text = markdown()
+    assert (
+        f"cuts a {vit.image_size}×{vit.image_size} image into {side}×{side} = {patches} patches "
+        f"of {vit.patch_size}×{vit.patch_size} pixels" in text
+    )
+    assert f"$L = {vit.seq_length}$, with $E = {vit.hidden_dim}$" in text
+    assert vit.seq_length == patches + 1  # one class token
+
+
 def test_prose_numbers_of_the_static_table():
     from trashkit.complexity.explore import static_table
 
