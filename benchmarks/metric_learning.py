@@ -255,10 +255,16 @@ def report(spec: dict, root: Path, runs: dict, tables=TABLES) -> dict:
     out = {}
     if "comparison" in tables:
         out["comparison"] = comparison_table(runs)
-        print("\n## ArcFace against softmax (test macro-F1)\n" + out["comparison"].to_markdown())
+        print(
+            "\n## ArcFace against softmax (test macro-F1)\n"
+            + out["comparison"].to_markdown(disable_numparse=True)
+        )
     if "predictors" in tables:
         out["predictors"] = predictors_stage(root, spec["seeds"])
-        print(f"\n## Predictors (k = {K_NN}), same test images\n" + out["predictors"].to_markdown())
+        print(
+            f"\n## Predictors (k = {K_NN}), same test images\n"
+            + out["predictors"].to_markdown(disable_numparse=True)
+        )
     if "newclass" in tables or "unknown" in tables:
         h = holdout(spec, root)
         where = f"{spec['holdout']!r} held out, split seed 0"
@@ -266,16 +272,19 @@ def report(spec: dict, root: Path, runs: dict, tables=TABLES) -> dict:
             out["newclass"] = newclass_stage(h)
             print(
                 f"\n## A new class without retraining ({where}, {DRAWS} draws of the k "
-                "images)\n" + out["newclass"].to_markdown()
+                "images)\n" + out["newclass"].to_markdown(disable_numparse=True)
             )
         if "unknown" in tables:
             out["unknown"] = unknown_stage(h)
-            print(f"\n## None of the known classes ({where})\n" + out["unknown"].to_markdown())
+            print(
+                f"\n## None of the known classes ({where})\n"
+                + out["unknown"].to_markdown(disable_numparse=True)
+            )
     if "latency" in tables:
         out["latency"] = latency_stage()
         print(
             f"\n## Nearest-neighbour search, batch 1, median ms (torch threads: "
-            f"{torch.get_num_threads()})\n" + out["latency"].to_markdown()
+            f"{torch.get_num_threads()})\n" + out["latency"].to_markdown(disable_numparse=True)
         )
     name = "report.json" if set(tables) == set(TABLES) else f"report-{'-'.join(tables)}.json"
     write_json(root / name, {k: v.reset_index().to_dict("records") for k, v in out.items()})

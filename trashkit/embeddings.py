@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -234,11 +235,18 @@ def add_class(centres: torch.Tensor, new: Embedded | torch.Tensor) -> torch.Tens
 
 
 def search_latency(
-    kind: str, n_stored: int, dim: int = 512, k: int = 5, queries: int = 200, seed: int = 0
+    kind: str,
+    n_stored: int,
+    dim: int = 512,
+    k: int = 5,
+    queries: int = 200,
+    seed: int = 0,
+    threads: int | None = None,
 ) -> dict:
     """Median / p90 milliseconds to find the ``k`` nearest of one query (batch 1) among
     ``n_stored`` random unit vectors, the index's build time, and its recall@k against the
-    exact search (1.0 for the exact kinds).
+    exact search (1.0 for the exact kinds). ``threads``: torch's and faiss' thread count for
+    the timing (restored after); None keeps what is set.
 
     Random vectors are enough to time the exact searches (their cost does not depend on the
     values); for an approximate index they are the hard case (no clusters to exploit), so
@@ -251,7 +259,10 @@ def search_latency(
     t0 = time.perf_counter()
     index = make_index(bank, kind)
     build = time.perf_counter() - t0
-    lat = measure_latency(lambda x: index.search(x, k), q[:1], warmup=10, runs=queries)
+    with _faiss_threads(threads if kind.startswith("faiss") else None):
+        lat = measure_latency(
+            lambda x: index.search(x, k), q[:1], warmup=10, runs=queries, threads=threads
+        )
     with torch.inference_mode():
         found = index.search(q, k)[1].numpy()
         exact = (q @ bank.T).topk(min(k, n_stored), dim=1).indices.numpy()
@@ -266,6 +277,22 @@ def search_latency(
         "recall_at_k": recall_at_k(found, exact),
         "macs_per_query": n_stored * dim,
     }
+
+
+@contextmanager
+def _faiss_threads(threads: int | None):
+    """faiss' OpenMP thread count set for a block, then restored (None: unchanged)."""
+    if threads is None:
+        yield
+        return
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(threads)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def recall_at_k(approx: np.ndarray, exact: np.ndarray) -> float:

@@ -37,6 +37,35 @@ from .train.head import finetune_head
 
 CHAPTER = 8
 
+#: chapter 8's presets: parameter values that replace the parameters cell's own ("classroom"
+#: keeps them). "full" is split seed 0 of the Reference results (benchmarks/metric_learning.py
+#: --image-size 32 --epochs 15: TrashNet, ``metal`` held out, 5 draws); "quick" the smallest
+#: run that executes every cell (tests, ``make demo``).
+PRESETS = {
+    "classroom": {},
+    "full": {"image_size": 32, "epochs": 15, "holdout": "metal", "draws": 5, "queries": 200},
+    "quick": {
+        "backbone": "tiny",
+        "image_size": 32,
+        "epochs": 2,
+        "shots": [1, 5],
+        "stored": [100, 1000],
+        "queries": 30,
+    },
+}
+
+
+def preset_values(preset: str, data: str = "default") -> dict:
+    """The values ``preset`` sets (see :data:`PRESETS`); "full" needs real photos."""
+    if preset not in PRESETS:
+        raise ValueError(f"preset={preset!r}: use one of {sorted(PRESETS)}")
+    if preset == "full" and str(data) == "default":
+        raise ValueError(
+            "preset 'full' is the Reference results' run on TrashNet: add -p data <the "
+            "TrashNet folder> (its class folders: cardboard, glass, metal, paper, plastic, trash)"
+        )
+    return dict(PRESETS[preset])
+
 
 def arcface_params(params: dict, kind: str = "arcface") -> dict:
     """A softmax run's parameters with the ArcFace head (``arcface:<backbone>``) and loss,

@@ -49,7 +49,7 @@ QUICK_PARAMS = {
         "qat_steps": 5,
         "int8_channels": [8, 32],
     },
-    "08_metric_learning": {"quick": True},
+    "08_metric_learning": {"preset": "quick"},
 }
 
 
@@ -79,7 +79,7 @@ DEMO_PARAMS = {
         "qat_steps": 20,
         "int8_channels": [16, 128],
     },
-    "08_metric_learning": {"quick": True},
+    "08_metric_learning": {"preset": "quick"},
 }
 
 

@@ -1,4 +1,7 @@
-"""Chapter 8 (metric learning): checks that say what is wrong, not just "False"."""
+"""Chapter 8 (metric learning): checks that say what is wrong, not just "False".
+
+Every check compares with a property, a library (numpy, scipy, scikit-learn) or trashkit's
+own helpers, never with a copy of the chapter's solution."""
 
 from __future__ import annotations
 
@@ -10,45 +13,74 @@ import torch.nn.functional as F
 
 from .core import call, close, ok, require
 
-_CASES = ((0.6, 4.0, 0.5), (0.8, 2.276, 0.1), (-0.3, 16.0, 0.3), (0.0, 1.0, 0.2))
+_DEMAND_CASES = ((60.0, 0.5, 4.0), (90.0, 0.1, 2.276), (45.0, 0.3, 16.0), (120.0, 0.2, 1.0))
 
 
-def _arcface(cos: float, s: float, m: float) -> float:
-    return s * math.cos(math.acos(cos) + m)
+def _logit_with_margin(angle_deg: float, m: float, s: float) -> float:
+    """trashkit's own margin logit of a true class at ``angle_deg`` from its centre."""
+    from ..models.arcface import margin_logits
+
+    cos = torch.tensor([[math.cos(math.radians(angle_deg)), 0.0]], dtype=torch.float32)
+    return float(margin_logits(cos, torch.tensor([0]), m, s)[0, 0])
 
 
-def _diagnose_logit(got: float, cos: float, s: float, m: float) -> str:
-    """Name the usual slip behind a wrong ArcFace logit."""
-    theta = math.acos(cos)
+def _demand(other_deg: float, m: float, s: float) -> float:
+    """The angle at which the margin logit equals the wrong class's logit, found numerically
+    (scipy's root finder on trashkit's margin_logits)."""
+    from scipy.optimize import brentq
+
+    wrong = s * math.cos(math.radians(other_deg))
+    return brentq(lambda a: _logit_with_margin(a, m, s) - wrong, 0.0, other_deg)
+
+
+def _diagnose_demand(got: float, other: float, m: float) -> str:
+    """Name the usual slip behind a wrong answer."""
     slips = {
-        "s * (cos(theta) - m): that is CosFace's additive *cosine* margin, ArcFace adds "
-        "m to the angle": s * (cos - m),
-        "cos(theta + m) without the scale s": math.cos(theta + m),
-        "s * cos(theta): the margin is missing": s * cos,
-        "s * cos(theta * m): ArcFace adds the margin to the angle, it does not "
-        "multiply it (that is SphereFace)": s * math.cos(theta * m),
-        "s * cos(theta - m): the margin makes the true class *harder*, so the angle grows": s
-        * math.cos(theta - m),
+        "the wrong centre's own angle: without a margin that would be the answer; with it "
+        "the true class must be closer": other,
+        "the margin subtracted in radians from an angle in degrees": other - m,
+        "the margin added: it makes the true class's angle count as larger, so the image "
+        "must be closer, not farther": other + math.degrees(m),
+        "an answer in radians; the question asks for degrees": math.radians(other) - m,
     }
     for why, value in slips.items():
-        if close(got, value, rel=1e-6, abs_tol=1e-6):
-            return f"you computed {why}"
-    return "compute theta = acos(cos_true) first, then s * cos(theta + m)"
+        if close(got, value, rel=1e-4, abs_tol=1e-4):
+            return f"you returned {why}"
+    return (
+        "find the angle theta at which s*cos(theta + m) equals s*cos(theta_other): "
+        "cosine is decreasing on [0, pi]"
+    )
 
 
-def check_arcface_logit(arcface_logit) -> str:
-    """``arcface_logit(cos_true, s, m)`` must return ``s * cos(acos(cos_true) + m)``."""
-    for cos, s, m in _CASES:
-        got = call(arcface_logit, cos, s, m, name="arcface_logit")
-        want = _arcface(cos, s, m)
+def _at_angle(got, other: float, m: float, s: float) -> str:
+    try:
+        mine = _logit_with_margin(float(got), m, s)
+    except (TypeError, ValueError):
+        return ""
+    wrong = s * math.cos(math.radians(other))
+    return (
+        f"at that angle (s = {s}) trashkit's margin logit is {mine:.4f} and the wrong "
+        f"class's {wrong:.4f}, not equal; "
+    )
+
+
+def check_margin_demand(margin_demand) -> str:
+    """``margin_demand(other_deg, m)``: the largest angle (degrees) between an image and its
+    own centre at which its margin logit still reaches the logit of a wrong class
+    ``other_deg`` degrees away. Checked against a numerical root of trashkit's
+    ``margin_logits``; the scale ``s`` must not matter."""
+    for other, m, s in _DEMAND_CASES:
+        got = call(margin_demand, other, m, name="margin_demand")
+        want = _demand(other, m, s)
         require(
-            close(got, want, rel=1e-6, abs_tol=1e-9),
-            f"arcface_logit({cos}, {s}, {m}) returned {got!r}, expected {want:.6f}: "
-            f"{_diagnose_logit(float(got), cos, s, m)}.",
+            close(got, want, rel=1e-4, abs_tol=1e-3),
+            f"margin_demand({other}, {m}) returned {got!r}: "
+            f"{_at_angle(got, other, m, s)}{_diagnose_demand(float(got), other, m)}.",
         )
     return ok(
-        f"arcface_logit matches s*cos(theta + m) on {len(_CASES)} cases, "
-        f"e.g. cos 0.6, s 4, m 0.5 -> {_arcface(0.6, 4.0, 0.5):.4f}"
+        f"margin_demand agrees with trashkit's margin_logits on {len(_DEMAND_CASES)} cases "
+        f"(scales 1 to 16: the scale does not matter); with m = 0.5 an image 60 degrees from "
+        f"a wrong centre must lie within {_demand(60.0, 0.5, 4.0):.2f} degrees of its own"
     )
 
 
@@ -154,3 +186,116 @@ def check_search_cost(macs_factor: float, latency_factor: float, measured: dict)
         f"({measured['n_small']:,} -> {measured['n_large']:,} stored): {why}. MACs "
         "predict time only loosely (chapter 2)."
     )
+
+
+def check_keep_threshold(keep_threshold) -> str:
+    """``keep_threshold(known_scores, keep)``: the largest threshold ``t`` such that at least
+    the share ``keep`` of the known scores is ``>= t`` (those images stay known; the rest,
+    below ``t``, are called unknown). Checked by its two properties on several score sets."""
+    rng = np.random.default_rng(8)
+    cases = [(np.array([0.9, 0.8, 0.7, 0.5]), 0.75), (np.array([0.9, 0.8, 0.7, 0.5]), 0.7)]
+    cases += [(rng.uniform(0.2, 0.9, n), q) for n, q in ((20, 0.95), (101, 0.9), (7, 0.5))]
+    for scores, keep in cases:
+        t = float(call(keep_threshold, scores.copy(), keep, name="keep_threshold"))
+        kept = float((scores >= t).mean())
+        require(
+            kept >= keep - 1e-12,
+            f"keep_threshold(scores of {len(scores)} known images, keep={keep}) returned "
+            f"{t:.4f}, which keeps only {kept:.0%} of them (>= {t:.4f}); at least {keep:.0%} "
+            "must stay known"
+            + (
+                ": you returned the quantile at `keep`, which keeps the top 1 - keep"
+                if close(t, np.quantile(scores, keep), rel=1e-9)
+                else ""
+            ),
+        )
+        above = scores[scores > t]
+        nxt = float(above.min()) if len(above) else None
+        require(
+            nxt is None or float((scores >= nxt).mean()) < keep - 1e-12,
+            f"keep_threshold(scores of {len(scores)} known images, keep={keep}) returned "
+            f"{t:.4f}, which keeps {kept:.0%}; the next score up, {nxt}, would still keep at "
+            f"least {keep:.0%}: the largest such threshold rejects more unknown images for "
+            "the same promise",
+        )
+    return ok(
+        f"keep_threshold keeps at least the promised share on {len(cases)} score sets and is "
+        "the largest threshold that does (e.g. scores 0.9, 0.8, 0.7, 0.5 with keep 0.75 -> "
+        "0.7)"
+    )
+
+
+#: the design task: at most this share of the training embeddings stored ...
+DESIGN_SHARE = 0.1
+#: ... losing at most this much test macro-F1 against k-NN over all of them
+DESIGN_LOSS = 0.02
+
+
+def _gallery(vectors, labels, train, test, n_classes: int) -> tuple[torch.Tensor, np.ndarray]:
+    """The design's gallery as unit vectors and labels, after the rules that need no model."""
+    v = F.normalize(torch.as_tensor(vectors, dtype=torch.float32).reshape(len(labels), -1), dim=1)
+    labels = np.asarray(labels, dtype=np.int64)
+    n, budget = len(train), int(DESIGN_SHARE * len(train))
+    require(len(v) == len(labels) > 0, "give one label per stored vector (and at least one)")
+    require(
+        v.shape[1] == train.vectors.shape[1],
+        f"vectors must have {train.vectors.shape[1]} numbers each",
+    )
+    require(
+        labels.min() >= 0 and labels.max() < n_classes,
+        f"labels must be class indices 0..{n_classes - 1}",
+    )
+    require(
+        len(v) <= budget,
+        f"your gallery stores {len(v)} vectors; the budget is {budget} ({DESIGN_SHARE:.0%} of the "
+        f"{n} training embeddings)",
+    )
+    require(
+        float((v @ test.vectors.T).max()) < 1 - 1e-6,
+        "a stored vector equals a test image's embedding: the test images may not be stored "
+        "(build the gallery from training images, choose it with validation images)",
+    )
+    return v, labels
+
+
+def check_design_gallery(
+    vectors, labels, train, test, n_classes: int, k: int = 5, grade: bool = True
+) -> dict:
+    """Grade the design task by measuring it: a gallery of at most ``DESIGN_SHARE`` of the
+    ``n`` training embeddings, predicted by its single nearest stored vector, must reach the
+    test macro-F1 of ``k``-NN over all ``n`` minus ``DESIGN_LOSS``. The test images may not be
+    stored. Returns the measurement (F1 of both, vectors, search MACs per image).
+    ``grade=False`` (a smoke run's network, trained for a minute) prints the verdict on the
+    F1 target instead of failing on it; every other condition is still enforced."""
+    from .. import embeddings as em
+    from ..metrics import macro_f1
+
+    v, labels = _gallery(vectors, labels, train, test, n_classes)
+    n, d = len(train), v.shape[1]
+    full = macro_f1(test.labels, em.knn_predict(test, train, k, n_classes), n_classes)
+    gallery = em.Embedded(v, labels)
+    yours = macro_f1(test.labels, em.knn_predict(test, gallery, 1, n_classes), n_classes)
+    m = {
+        "stored": len(v),
+        "full stored": n,
+        "search MACs": len(v) * d,
+        "full search MACs": n * d,
+        "test macro-F1": yours,
+        f"{k}-NN test macro-F1": full,
+    }
+    if not grade and yours < full - DESIGN_LOSS:
+        print(f"✗ not graded: {yours:.3f} against {full:.3f} (more than {DESIGN_LOSS} lost)")
+        return m
+    require(
+        yours >= full - DESIGN_LOSS,
+        f"measured on the {len(test)} test images: your gallery of {len(v)} vectors scores "
+        f"macro-F1 {yours:.3f}, {k}-NN over all {n} training embeddings {full:.3f}: more than "
+        f"{DESIGN_LOSS} lost. Look at which classes lose (a class with several clusters needs "
+        "several vectors) and choose on the validation images",
+    )
+    ok(
+        f"design accepted: {len(v)} stored vectors ({len(v) * d:,} search MACs per image "
+        f"instead of {n * d:,}), test macro-F1 {yours:.3f} against {full:.3f} for {k}-NN over "
+        f"all {n} training embeddings"
+    )
+    return m
