@@ -26,6 +26,50 @@ SPACE_MODULES = (
     "Bottleneck",
 )
 OBJECTIVES = ("macs", "latency")
+
+#: Chapter 6's presets. "class" keeps the parameters cell's values (the classroom defaults);
+#: "full" the settings of its Reference results on real data: the proxy measurement of
+#: ``benchmarks/search_proxy.py`` (6 architectures, 6 and 30 epochs) and a search with the
+#: settings of ``benchmarks/search_trashnet.py`` (60 trials x 6 epochs under 10M MACs at
+#: 96-128 px), both on the protocol's split seed 0 (10% validation, 20% test).
+PRESETS: dict[str, dict] = {
+    "class": {},
+    "full": {
+        "n_trials": 60,
+        "epochs": 6,
+        "budget": 10_000_000,
+        "image_sizes": [96, 112, 128],
+        "space_samples": 150,
+        "proxy_archs": 6,
+        "proxy_epochs": [6, 30],
+        "supernet_size": 64,
+        "supernet_epochs": 30,
+        "subnets": 60,
+        "standalone": 6,
+    },
+}
+#: the split of every run under the "full" preset (benchmarks/protocol.py, split seed 0)
+FULL_SPLIT = {"split_seed": 0, "val_fraction": 0.1, "test_fraction": 0.2}
+
+
+def apply_preset(preset: str, given: set[str], values: dict) -> dict:
+    """``values`` (a chapter's parameters) with ``PRESETS[preset]`` replacing every value
+    that was not set explicitly (``given``: the names papermill set). The "full" preset needs
+    real data: it refuses the synthetic default."""
+    if preset not in PRESETS:
+        close = difflib.get_close_matches(str(preset), PRESETS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"preset={preset!r} is not one of {list(PRESETS)}{hint}")
+    out = dict(values)
+    out.update({k: v for k, v in PRESETS[preset].items() if k not in given and k in values})
+    if preset == "full" and out.get("data") == "default":
+        raise ValueError(
+            "preset 'full' reproduces the Reference results on TrashNet: pass "
+            "-p data ../shared/datasets/trashnet (or your own labelled folder)"
+        )
+    return out
+
+
 SAMPLERS = ("tpe", "nsga2")
 
 
