@@ -35,7 +35,17 @@ QUICK_PARAMS = {
     "03_shufflenetv2_guidelines": {"preset": "quick"},
     "04_train": {"epochs": 2, "model": "tiny", "image_size": 64, "ablation_epochs": 1},
     "05_score": {"latency_runs": 3, "draws": 200},
-    "06_automl": {"n_trials": 3, "epochs": 1, "image_sizes": [32], "budget": 20_000_000},
+    "06_automl": {
+        "n_trials": 3,
+        "epochs": 1,
+        "image_sizes": [32],
+        "budget": 20_000_000,
+        "space_samples": 10,
+        "inline_trials": 1,
+        "supernet_epochs": 1,
+        "subnets": 8,
+        "standalone": 3,
+    },
     "07_compress": {
         "train_epochs": 1,
         "finetune_epochs": 1,
@@ -67,6 +77,9 @@ DEMO_PARAMS = {
         "image_sizes": [32],
         "inline_trials": 1,
         "space_samples": 20,
+        "supernet_epochs": 2,
+        "subnets": 12,
+        "standalone": 3,
     },
     "07_compress": {
         "train_epochs": 1,
