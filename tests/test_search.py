@@ -309,3 +309,111 @@ def test_resume_after_killed_worker(tmp_path, tiny_crops, isolated_home):
     assert len(finished(study)) == n  # and the study still got n trials
     retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim]
     assert retried, "the killed trial was not retried"
+
+
+# --- weight sharing, the accuracy predictor, the proxy measurement (chapter 6, section 8-10) --
+
+
+def test_subnet_macs_is_the_official_count():
+    """The MACs formula of a sub-network equals the competition's counter on its extracted
+    network, at even and odd input sizes."""
+    from trashkit.complexity import official_macs
+    from trashkit.search import Supernet, SupernetSpace, sample_configs, subnet_macs
+
+    space = SupernetSpace()
+    net = Supernet(space, 6)
+    for config in sample_configs(space, 6, seed=1):
+        for size in (32, 37, 64):
+            assert subnet_macs(space, config, size, 6) == official_macs(net.extract(config), size)
+
+
+def test_an_extracted_subnetwork_computes_what_the_supernet_computes():
+    """Weight inheritance: with batch statistics (train mode) the extracted network and the
+    supernet's forward pass of the same sub-network agree on the same batch; the extracted
+    network holds copies, not views."""
+    import torch
+
+    from trashkit.search import Supernet, SupernetSpace
+
+    torch.manual_seed(0)
+    space = SupernetSpace()
+    net = Supernet(space, 6)
+    config = {"depth": (2, 1, 3), "width": (0.5, 1.0, 0.75)}
+    x = torch.randn(4, 3, 32, 32)
+    sub = net.extract(config).train()
+    assert torch.allclose(sub(x), net(x, config), atol=1e-5)
+    with torch.no_grad():
+        sub[0].weight.zero_()
+    assert net.stem.conv.weight.abs().sum() > 0
+
+
+def test_supernet_space_refuses_what_is_not_a_subnetwork():
+    from trashkit.search import SupernetSpace, subnet_macs
+
+    space = SupernetSpace()
+    assert len(space.all_configs()) == (3 * 3) ** 3
+    with pytest.raises(ValueError, match=r"config\['depth'\] must list 3 values"):
+        space.check({"depth": (1, 1), "width": (1.0, 1.0, 1.0)})
+    with pytest.raises(ValueError, match=r"\[0.6\] not in"):
+        subnet_macs(space, {"depth": (1, 1, 1), "width": (0.6, 1.0, 1.0)}, 32, 6)
+
+
+def test_fixed_training_leaves_unused_layers_untouched(tiny_crops, isolated_home):
+    """train_supernet(fixed=...) is stand-alone training of one sub-network: the layers it
+    does not use keep their initial weights (their gradients stay None)."""
+    import torch
+
+    from trashkit.data import prepare_split
+    from trashkit.search import Supernet, SupernetSpace, train_supernet
+
+    torch.set_num_threads(1)
+    space = SupernetSpace()
+    data = prepare_split(str(tiny_crops), 32, progress=False)
+    net, seconds = train_supernet(data, space, epochs=1, fixed=space.smallest(), seed=3)
+    torch.manual_seed(3)
+    fresh = Supernet(space, len(data.classes))
+    assert seconds > 0
+    assert torch.equal(net.stages[0][2].conv.weight, fresh.stages[0][2].conv.weight)
+    assert not torch.equal(net.stem.conv.weight, fresh.stem.conv.weight)
+
+
+def test_accuracy_predictor_closed_form_and_held_out_rank():
+    import numpy as np
+    import pandas as pd
+
+    from trashkit.search import SupernetSpace, fit_accuracy_predictor, predictor_study
+    from trashkit.search import sample_configs, subnet_features
+
+    toy = fit_accuracy_predictor(np.array([[1.0], [2.0], [3.0]]), np.array([1.0, 2.0, 2.0]))
+    assert toy.coef_[0] == pytest.approx(1 / 3) and toy.intercept_ == pytest.approx(1.0)
+    configs = sample_configs(SupernetSpace(), 12, seed=0)
+    x = subnet_features(configs)
+    table = pd.DataFrame({"config": configs, "val_macro_f1": x[:, :3].sum(1) + x[:, 3:].sum(1)})
+    result = predictor_study(table, n_fit=8, alpha=1e-3)
+    assert result["rho"] == pytest.approx(1.0) and len(result["held_out"]) == 4
+    with pytest.raises(ValueError, match="need >= 2 to fit and >= 3 held out"):
+        predictor_study(table, n_fit=10)
+
+
+@pytest.mark.slow
+def test_proxy_table_trains_short_and_long_and_scores_the_test_images(
+    tmp_path, tiny_crops, isolated_home
+):
+    from trashkit.search import draw_architectures, proxy_correlations, proxy_table
+
+    archs = draw_architectures(3, 20e6, 6, seed=0, image_sizes=(32,))
+    assert len(archs) == 3 and all(a["macs"] <= 20e6 for a in archs)
+    table = proxy_table(archs, 1, 2, str(tiny_crops), tmp_path)
+    assert list(table.index) == ["arch0", "arch1", "arch2"]
+    for column in ("val F1, 1 ep", "test F1, 1 ep", "val F1, 2 ep", "test F1, 2 ep"):
+        assert table[column].between(0, 1).all(), column
+    again = proxy_table(archs, 1, 2, str(tiny_crops), tmp_path)  # read back, not retrained
+    pd_equal = (again.fillna(-1) == table.fillna(-1)).all().all()
+    assert pd_equal
+    corr = proxy_correlations(table, 1, 2)
+    assert list(corr["proxy -> target"]) == [
+        "val F1, 1 ep -> val F1, 2 ep",
+        "val F1, 1 ep -> test F1, 2 ep",
+    ]
+    config = (tmp_path / "arch0" / "e1" / "config.json").read_text()
+    assert '"chapter": 6' in config and '"kind": "proxy"' in config
