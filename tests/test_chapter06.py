@@ -201,6 +201,8 @@ def test_prose_ranges_come_from_the_reference_table():
     )
     assert quoted, "section 8's ranges are missing"
     assert [float(v) for v in quoted.groups()] == [round(v, 2) for v in (lo6, hi6, lo30, hi30)]
+    spread = re.search(r"lie within ([\d.]+) of each other in validation F1", markdown())
+    assert spread and hi6 - lo6 < float(spread.group(1)) < hi6 - lo6 + 0.01
 
 
 def test_prose_constants_and_toys():

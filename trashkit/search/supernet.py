@@ -9,9 +9,9 @@ from the NAS literature (MIT 6.5940, lectures 7-8; lab 3) cut that cost:
   evaluated without any training of its own. Here the supernet is deliberately small: a
   plain network of ``3x3 convolution + batch norm + ReLU`` layers in stages, elastic in
   depth (layers per stage) and width (channels per stage). It trains with the **sandwich
-  rule** (BigNAS, Yu et al., 2020): every step trains the largest, the smallest and a few
-  random sub-networks on the same batch.
-* An **accuracy predictor** (MIT 6.5940 lab 3; OFA): a small regression from an
+  rule** (Yu and Huang, ICCV 2019; used by BigNAS): every step trains the largest, the
+  smallest and a few random sub-networks on the same batch.
+* An **accuracy predictor** (MIT 6.5940's NAS lab; OFA): a small regression from an
   architecture's description to its measured F1, fitted on the sub-networks already
   evaluated; it then ranks thousands of candidates in milliseconds.
 
