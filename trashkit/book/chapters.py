@@ -33,7 +33,13 @@ QUICK_PARAMS = {
     "01_eda": {"split_seeds": 1},
     "02_flops_macs": {"quick": True, "resolution": 96},
     "03_shufflenetv2_guidelines": {"preset": "quick"},
-    "04_train": {"epochs": 2, "model": "tiny", "image_size": 64, "ablation_epochs": 1},
+    "04_train": {
+        "epochs": 2,
+        "model": "tiny",
+        "image_size": 64,
+        "ablation_epochs": 1,
+        "transfer_size": 32,
+    },
     "05_score": {"latency_runs": 3, "draws": 200},
     "06_automl": {
         "n_trials": 3,
@@ -70,7 +76,13 @@ QUICK_PARAMS = {
 DEMO_PARAMS = {
     "02_flops_macs": {"quick": True},
     "03_shufflenetv2_guidelines": {"preset": "quick"},
-    "04_train": {"epochs": 3, "image_size": 64, "ablation_epochs": 0},
+    "04_train": {
+        "epochs": 3,
+        "image_size": 64,
+        "ablation_epochs": 0,
+        "transfer_epochs": 0,
+        "transfer_size": 64,
+    },
     "05_score": {"latency_runs": 30},
     "06_automl": {
         "n_trials": 3,

@@ -165,3 +165,32 @@ def compare_counters(model: nn.Module, input_size: tuple[int, ...]) -> pd.DataFr
             }
         )
     return pd.DataFrame(rows).set_index("counter")
+
+
+def resolution_split(model: nn.Module, size: int) -> dict:
+    """The official MACs at input side ``size`` in two parts. ``fixed``: the convolutions and
+    linear layers whose cost does not depend on the input size (they see a 1x1 map or a
+    vector: squeeze-excite's fully-connected layers, the classifier), found as the layers that
+    cost the same at ``size`` and ``2 * size``; ``scaling``: the rest, which grows with the
+    area of the feature maps. ``layers`` lists the fixed layers. Why: a network's MACs ratio
+    between two input sides is not (side ratio)^2 but ``macs_at`` of this split."""
+    small = count_layers(model, (3, size, size))
+    large = count_layers(model, (3, 2 * size, 2 * size))
+    same = small.macs.to_numpy() == large.macs.to_numpy()
+    rows = small[same & small.category.isin(["conv", "linear"]).to_numpy()]
+    total = official_macs(model, size)
+    fixed = int(rows.macs.sum())
+    return {
+        "size": size,
+        "total": total,
+        "fixed": fixed,
+        "scaling": total - fixed,
+        "layers": rows[["name", "type", "out_shape", "macs"]].reset_index(drop=True),
+    }
+
+
+def macs_at(split: dict, side: int) -> float:
+    """The official MACs at input side ``side`` predicted from a :func:`resolution_split`:
+    ``fixed + scaling * (side / size)^2``, exact when the network's strides divide both
+    sides (otherwise a stride rounds a map's size up and adds a little)."""
+    return split["fixed"] + split["scaling"] * (side / split["size"]) ** 2

@@ -272,3 +272,57 @@ def run_split(cfg: TrainConfig | dict, progress: bool = False):
         cfg.classes,
         progress,
     )
+
+
+def _preset_values(namespace: dict, given: set[str], presets: dict[str, dict] | None) -> dict:
+    """``presets[namespace['preset']]`` without the names set explicitly (``given``); a
+    preset that names something the chapter does not declare is an error."""
+    name = namespace.get("preset")
+    if not presets or name is None:
+        return {}
+    if name not in presets:
+        raise ValueError(f"preset={name!r} is not one of {sorted(presets)}")
+    unknown = [k for k in presets[name] if k not in namespace]
+    if unknown:
+        raise ValueError(f"preset {name!r} sets {unknown}, which the chapter does not declare")
+    return {k: v for k, v in presets[name].items() if k not in given}
+
+
+def notebook_config(
+    namespace: dict,
+    given: set[str] = frozenset(),
+    presets: dict[str, dict] | None = None,
+    extras: tuple[str, ...] = (),
+    chapter: int = 0,
+    kind: str = "train",
+) -> tuple[TrainConfig, TrainConfig | dict, dict]:
+    """A chapter's training configuration from its parameters cell, in one call.
+
+    ``namespace`` is the notebook's ``globals()`` right after the parameters cell: every name
+    in it that is a :class:`TrainConfig` field is a training parameter. ``presets`` maps the
+    chapter's ``preset`` parameter to values that replace the defaults, except those given
+    explicitly with papermill (``given``, from :func:`trashkit.notebook.check_parameters`).
+    ``extras`` names the chapter's other parameters (epochs of an exercise, ...) whose final
+    values the caller wants back. The run records ``chapter`` and ``kind`` (later chapters
+    find it by them).
+
+    Returns ``(config, for_train, values)``: the configuration the run uses; what
+    :func:`trashkit.train.train` receives (the config, or when ``namespace['resume']`` is
+    true only the parameters given explicitly, which must agree with the run's own
+    ``config.json``); every parameter's final value.
+    """
+    fields = [f.name for f in dataclasses.fields(TrainConfig)]
+    values = {k: namespace[k] for k in (*fields, *extras) if k in namespace}
+    values.update(_preset_values(namespace, given, presets))
+    params = {k: v for k, v in values.items() if k in fields}
+    params.update(chapter=chapter, kind=kind)
+    if not namespace.get("resume"):
+        config = TrainConfig.from_dict(params)
+        return config, config, values
+    folder = namespace.get("output_dir")
+    saved = Path(str(folder)) / "config.json"
+    if folder is None or not saved.is_file():
+        raise FileNotFoundError(
+            f"resume=True needs an output_dir holding a run's config.json: {folder}"
+        )
+    return TrainConfig.load(saved), {k: v for k, v in params.items() if k in given}, values
