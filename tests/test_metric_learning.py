@@ -134,6 +134,12 @@ def test_the_search_indexes_agree_with_brute_force():
     assert em.recall_at_k(approx.numpy(), exact.numpy()) > 0.9
     r = em.search_latency("torch", 100, dim=32, queries=5)
     assert r["recall_at_k"] == 1.0 and r["macs_per_query"] == 3200 and r["median_ms"] > 0
+    import faiss
+
+    before = (torch.get_num_threads(), faiss.omp_get_max_threads())
+    r = em.search_latency("faiss-flat", 100, dim=32, queries=5, threads=1)
+    assert r["recall_at_k"] == 1.0  # timed on one thread, and the counts are restored
+    assert (torch.get_num_threads(), faiss.omp_get_max_threads()) == before
     with pytest.raises(ValueError, match="unknown index"):
         em.make_index(bank, "annoy")
 
