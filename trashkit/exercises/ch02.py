@@ -203,11 +203,11 @@ def check_counter_prediction(prediction: dict[str, int]) -> str:
     )
 
 
-# --- Exercise 2.4: where does the activation memory peak? (predict before you run) ------------
+# --- Exercise 2.5: where does the activation memory peak? (predict before you run) ------------
 
 
 def peak_toy() -> nn.Module:
-    """Exercise 2.4's chain: a stem, then an inverted-residual block (expand, depthwise,
+    """Exercise 2.5's chain: a stem, then an inverted-residual block (expand, depthwise,
     project), then the head."""
     from collections import OrderedDict
 
@@ -287,7 +287,7 @@ def check_peak_prediction(prediction: dict) -> str:
     )
 
 
-# --- Exercise 2.5: the width at which a 1x1 convolution becomes compute-bound ---------------
+# --- Exercise 2.4: the width at which a 1x1 convolution becomes compute-bound ---------------
 
 RIDGE_CASES = [(14, 14, 5.0), (7, 7, 2.0), (56, 56, 10.0), (28, 28, 1.5), (2, 2, 5.0)]
 
