@@ -209,6 +209,35 @@ def test_presets_and_book_parameters():
 # --- the numbers in the prose, recomputed -----------------------------------------------------
 
 
+NOTE = REPO / "docs" / "instructors" / "03.md"
+
+
+def test_header_cost_is_the_measurement_the_instructor_note_records():
+    """The header's run times round the wall times in the instructor note's table."""
+    header = " ".join(markdown("c00").split())
+    note = NOTE.read_text()
+    measured = {}
+    for preset in ("class", "full", "quick"):
+        row = next(line for line in note.splitlines() if line.startswith(f"| `{preset}`"))
+        m = re.search(r"\| (?:(\d+) min )?(\d+) s \|", row)
+        measured[preset] = int(m.group(1) or 0) * 60 + int(m.group(2))
+    assert "runs in about 2½ minutes on 2 CPU cores" in header
+    assert abs(measured["class"] - 150) <= 15
+    assert "about 4 minutes with `-p preset full`" in header
+    assert abs(measured["full"] - 240) <= 15
+    assert "under half a minute with `-p preset quick`" in header and measured["quick"] < 30
+    assert "papermill notebooks/03_shufflenetv2_guidelines.ipynb" in header
+
+
+def test_instructor_note_answers_every_question():
+    text = markdown()
+    q = text[text.index("## Questionnaire") : text.index("## Design task")]
+    note = NOTE.read_text()
+    key = note[note.index("## Questionnaire: answer key") :]
+    count = len(re.findall(r"^\d+\. ", q, re.MULTILINE))
+    assert len(re.findall(r"^\d+\. ", key, re.MULTILINE)) == count
+
+
 def paper(name: str, column: str, row: int) -> str:
     vals = gl.PAPER[name][column]
     return f"{vals[row] / vals[0]:.2f}"
@@ -242,7 +271,8 @@ def test_prose_arithmetic():
     for setting in ("GPU", "ARM"):
         assert ", ".join(map(str, gl.G2_WIDTHS[setting])) in text
         assert ", ".join(map(str, gl.G1_WIDTHS[setting])) in text
-    assert f"$c = {gl.G3_WIDTH['GPU']}$ (GPU ×1) and $c = {gl.G3_WIDTH['ARM']}$" in text
+    g3 = f"$c = {gl.G3_WIDTH['GPU']}$ (its first GPU column) and $c = {gl.G3_WIDTH['ARM']}$"
+    assert g3 in text
     # the range of R repetitions
     conf = [gl.range_confidence(r) for r in (3, 5, 7)]
     assert [f"{c:.2%}" for c in conf] == ["75.00%", "93.75%", "98.44%"]
