@@ -2,9 +2,10 @@
 
 Each experiment stacks 10 identical blocks on a 56 x 56 input and varies one design choice
 while holding the convolution FLOPs roughly constant, with the paper's own channel settings
-(:data:`G1_WIDTHS`, :data:`G2_WIDTHS`, ...): the paper's rows are equal to within 1% except
-G1's 1:12 row, which has 5% fewer FLOPs than 1:1. The paper's "FLOPs" are multiply-adds (its
-footnote 1), i.e. what trashkit calls MACs.
+(:data:`G1_WIDTHS`, :data:`G2_WIDTHS`, ...): most rows are equal to within 1%; the exceptions
+are G1's 1:12 row (5% fewer FLOPs than 1:1) and ARM 1:2 row (5.5% fewer), G2's ARM g = 8 row
+(3.3% more, with 184 channels: see :func:`groupable`) and G3's ARM 4-fragment-series row (2.3%
+fewer). The paper's "FLOPs" are multiply-adds (its footnote 1), i.e. what trashkit calls MACs.
 
 * G1 - equal channel widths minimise memory access cost: 1x1 conv pairs, c1:c2 = 1:1 ... 1:12
 * G2 - large group counts raise memory access cost: 1x1 group convs, g = 1, 2, 4, 8
@@ -176,9 +177,9 @@ def g1_variants(setting: str = "GPU") -> list[Variant]:
 
 
 def groupable(c: int, g: int) -> int:
-    """``c`` itself when g groups split it evenly, else the nearest multiple of g (the
-    paper's ARM row g = 8 lists c = 180, which is 22.5 channels per group: PyTorch refuses
-    it, so we use 184, +3% FLOPs)."""
+    """``c`` itself when g groups split it evenly, else the nearest multiple of g, rounding a
+    tie up (the paper's ARM row g = 8 lists c = 180, which is 22.5 channels per group: PyTorch
+    refuses it; 176 and 184 are equally near, and we use 184, +3.3% FLOPs)."""
     return c if c % g == 0 else max(g, int(c / g + 0.5) * g)
 
 
