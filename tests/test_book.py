@@ -325,3 +325,22 @@ def test_book_of_a_real_chapter(tmp_path, isolated_home):
     page = (out / results[0]["chapter"]).with_suffix(".html").read_text()
     assert page.count("data:image/png;base64,") >= 2, "chapter 1's figures are not in the page"
     assert "application/vnd.jupyter.widget-view+json" not in page
+
+
+def test_instructor_notes_become_book_pages_not_student_files(tmp_path):
+    from trashkit.book.html import _instructor_list, render_instructor_pages
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "01.md").write_text(
+        "# Chapter 1 note\n\n| q | answer |\n|---|---|\n| 1 | 42 |\n\n<script>alert(1)</script>\n"
+    )
+    (notes / "README.md").write_text("not a chapter's note")
+    pages = render_instructor_pages(tmp_path / "book", notes)
+    assert pages == [("instructors/01.html", "Chapter 1 note")]
+    page = (tmp_path / "book" / "instructors" / "01.html").read_text()
+    assert "<td>42</td>" in page and "<script>alert" not in page  # markdown, HTML escaped
+    assert 'href="instructors/01.html"' in _instructor_list(pages)
+    assert _instructor_list([]) == ""
+    real = sorted(p.stem for p in (REPO / "docs" / "instructors").glob("[0-9][0-9].md"))
+    assert real == [p.name[:2] for p in CHAPTERS]  # every chapter has its note

@@ -241,7 +241,54 @@ ol.chapters p { margin: 0.2em 0; color: #333; }
 """
 
 
-def _index_html(rows: str, first: str, params: dict, info: dict, command: str) -> str:
+#: the chapters' instructor notes (history, how the reference numbers were made, timings,
+#: the questionnaires' answer keys): in the book, never in a student copy
+INSTRUCTOR_NOTES = Path(__file__).resolve().parents[2] / "docs" / "instructors"
+
+
+def render_instructor_pages(out: Path, notes: Path = INSTRUCTOR_NOTES) -> list[tuple[str, str]]:
+    """Each ``notes/NN.md`` as ``out/instructors/NN.html`` (markdown by mistune, raw HTML
+    escaped); ``[(href, title)]`` in chapter order, empty when there are no notes."""
+    import mistune
+
+    if not notes.is_dir():
+        return []
+    render = mistune.create_markdown(escape=True, plugins=["table", "strikethrough"])
+    (out / "instructors").mkdir(parents=True, exist_ok=True)
+    pages = []
+    for note in sorted(notes.glob("[0-9][0-9].md")):
+        text = note.read_text(encoding="utf-8")
+        title = next(
+            (ln.lstrip("# ").strip() for ln in text.splitlines() if ln.startswith("#")),
+            f"Chapter {note.stem}",
+        )
+        body = f"<main>{render(text)}</main>"
+        page = (
+            f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>'
+            f"{html.escape(title)}</title><style>{_INDEX_CSS}{_CSS}</style></head>"
+            f'<body class="book-index"><header class="book-bar"><span class="book-title">'
+            f'<a href="../index.html">trashkit workbook</a> › instructor\'s note</span></header>'
+            f"{body}</body></html>"
+        )
+        (out / "instructors" / f"{note.stem}.html").write_text(page, encoding="utf-8")
+        pages.append((f"instructors/{note.stem}.html", title))
+    return pages
+
+
+def _instructor_list(pages: list[tuple[str, str]]) -> str:
+    if not pages:
+        return ""
+    items = "".join(f'<li><a href="{href(h)}">{html.escape(t)}</a></li>' for h, t in pages)
+    return (
+        '<h2 id="instructors">For instructors</h2><p>Each chapter\'s note: how its reference '
+        "numbers were produced, run times, pitfalls in class, the questionnaire's answer key. "
+        f"Student copies (<code>make student</code>) do not contain them.</p><ul>{items}</ul>"
+    )
+
+
+def _index_html(
+    rows: str, first: str, params: dict, info: dict, command: str, notes: str = ""
+) -> str:
     date = html.escape(str(info.get("date")))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -254,6 +301,7 @@ def _index_html(rows: str, first: str, params: dict, info: dict, command: str) -
 <p>Every chapter below was executed on {date} and rendered with its outputs and figures.
 The interactive widgets appear only when you open the notebooks themselves in JupyterLab.</p>
 <ol class="chapters">{rows}</ol>
+{notes}
 <details class="book-box book-run" open><summary>Run: parameters and machine</summary>
 <p>Parameters given to papermill, per chapter (everything else is the chapter's default):</p>
 {_kv_table(params)}<p>Machine:</p>{_kv_table(info)}
@@ -301,7 +349,8 @@ def render_book(
     )
     params = {r["chapter"]: _shown(r["parameters"], out) for r in results}
     first = pages[0][0] if pages else "index.html"
-    (out / "index.html").write_text(_index_html(rows, first, params, info, command), "utf-8")
+    notes = _instructor_list(render_instructor_pages(out))
+    (out / "index.html").write_text(_index_html(rows, first, params, info, command, notes), "utf-8")
     (out / "book.json").write_text(
         json.dumps(
             {"machine": info, "command": command, "chapters": results}, indent=2, default=str
