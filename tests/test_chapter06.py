@@ -241,6 +241,21 @@ def test_the_teams_figures_are_the_wrap_up_report_rows():
     for layers, params, px in report.values():
         assert f"{layers} layers and {params} parameters at {px} px" in intro
     assert "1.1676 public and 1.1804 private against the target's 1.195" in intro
+    assert "trained 100, 150 and 200 epochs" in intro and "F1 0.70 at 60 s" in intro
+    # the rows give counts and scores: the chapter must not say how the team designed its network
+    md = re.sub(r"\s+", " ", markdown())
+    for claim in ("MobileNetV3 by hand", "reduced MobileNetV3", "hand design", "careful designer"):
+        assert claim not in md, claim
+
+
+def test_header_run_times_are_the_instructor_notes():
+    """The header's default run times are the two measured runs of docs/instructors/06.md."""
+    intro = re.sub(r"\s+", " ", chapter(NAME).cells[0].source)
+    note = (REPO / "docs" / "instructors" / "06.md").read_text()
+    times = re.search(r"\((\d+ min \d+ s) and (\d+ min \d+ s) in two runs", intro)
+    assert times, "the header's measured default run times are missing"
+    for t in times.groups():
+        assert f"**{t}**" in note, t
 
 
 # --- the helpers the chapter relies on -------------------------------------------------------
