@@ -153,7 +153,7 @@ def test_design_check_measures_and_fails_for_a_bad_choice(tiny_supernet, tiny_ho
     with pytest.raises(ExerciseError, match="over the cap"):
         ch06.check_design(space.largest(), net, sdata, table, 32)
     better_bar = table.assign(val_macro_f1=table.val_macro_f1 + 1.0)  # a bar nothing reaches
-    with pytest.raises(ExerciseError, match="below the best random sub-network"):
+    with pytest.raises(ExerciseError, match="below the best sub-network of section 10's table"):
         ch06.check_design(best, net, sdata, better_bar, 32)
     with pytest.raises(ExerciseError, match=r"design_config: config\['depth'\]"):
         ch06.check_design({"depth": (4, 1, 1), "width": (1.0, 1.0, 1.0)}, net, sdata, table, 32)
@@ -389,7 +389,7 @@ def test_chapter_runs_headless(tmp_path, tiny_home):
         "729 sub-networks; the smallest costs 399,206 MACs",
         "Spearman rho(inherited, stand-alone) over 3 sub-networks",
         "held-out sub-networks: Spearman rho(predicted, measured)",
-        "the best random sub-network",
+        "the best sub-network of section 10's table",
         "config(s) to",
     ):
         assert needed in shown, needed
