@@ -162,10 +162,10 @@ def test_design_check_accepts_the_chapter_solution_and_measures_it(capsys):
 def test_design_check_fails_on_what_it_measures(capsys):
     train, test = clusters(60, 0), clusters(20, 2)
     means = em.class_means(train, 3)
-    with pytest.raises(ExerciseError, match="more than 0.02 lost"):  # class 2 has two clusters
-        ch08.check_design_gallery(means, [0, 1, 2], train, test, 3)
+    with pytest.raises(ExerciseError, match="below the talk's predictor"):
+        ch08.check_design_gallery(means, [0, 1, 2], train, test, 3)  # class 2: two clusters
     m = ch08.check_design_gallery(means, [0, 1, 2], train, test, 3, grade=False)
-    assert "not graded" in capsys.readouterr().out and m["test macro-F1"] < 0.98
+    assert "not graded" in capsys.readouterr().out and m["test macro-F1"] < m["1-NN"]
     with pytest.raises(ExerciseError, match="the budget is 24"):
         ch08.check_design_gallery(train.vectors[:30], train.labels[:30], train, test, 3)
     with pytest.raises(ExerciseError, match="test images may not be stored"):
@@ -249,15 +249,20 @@ def test_the_instructor_note_answers_every_question_and_records_the_cost():
 
 
 def test_attributions_follow_the_course_material():
-    text = markdown()
-    assert "office-hour talk on day 20" in text
-    assert "earlier image-classification competition of the course" in text
-    assert "single\nmost similar training feature by cosine similarity" in text
-    assert "transfer learning should make it\nwork" in text
+    """The talk as the course material gives it: an office hour on day 20, an earlier
+    competition, 1-NN by cosine, transfer learning for a new product (whitespace-insensitive)."""
+    text = " ".join(markdown().split())
+    for fact in (
+        "office-hour talk on day 20",
+        "earlier image-classification competition of the course",
+        "single most similar training feature by cosine similarity",
+        "transfer learning should make it work",
+    ):
+        assert fact in text, fact
     for wrong in ("winning", "the talk's method", "store a few vectors"):
         assert wrong not in text.lower()
-    # the talk's predictor is 1-NN, and the text never calls a k-NN vote the talk's
-    assert re.search(r"single nearest neighbour \(1-NN\)[^\n]*\n[^\n]*talk", text)
+    # the talk's predictor is 1-NN, and no k-NN vote is called the talk's
+    assert re.search(r"single nearest neighbour \(1-NN\)[^.]*\. This is the office-hour talk", text)
 
 
 # --- the numbers of the prose ----------------------------------------------------------------

@@ -225,10 +225,10 @@ def check_keep_threshold(keep_threshold) -> str:
     )
 
 
-#: the design task: at most this share of the training embeddings stored ...
+#: the design task: at most this share of the training embeddings stored, and a test macro-F1
+#: at least that of the talk's predictor (1-NN over all of them) minus this
 DESIGN_SHARE = 0.1
-#: ... losing at most this much test macro-F1 against k-NN over all of them
-DESIGN_LOSS = 0.02
+DESIGN_LOSS = 0.0
 
 
 def _gallery(vectors, labels, train, test, n_classes: int) -> tuple[torch.Tensor, np.ndarray]:
@@ -259,12 +259,13 @@ def _gallery(vectors, labels, train, test, n_classes: int) -> tuple[torch.Tensor
 
 
 def check_design_gallery(
-    vectors, labels, train, test, n_classes: int, k: int = 5, grade: bool = True
+    vectors, labels, train, test, n_classes: int, k: int = 1, grade: bool = True
 ) -> dict:
     """Grade the design task by measuring it: a gallery of at most ``DESIGN_SHARE`` of the
-    ``n`` training embeddings, predicted by its single nearest stored vector, must reach the
-    test macro-F1 of ``k``-NN over all ``n`` minus ``DESIGN_LOSS``. The test images may not be
-    stored. Returns the measurement (F1 of both, vectors, search MACs per image).
+    ``n`` training embeddings, predicted by a ``k``-NN vote over it, must reach the test
+    macro-F1 of the office-hour talk's predictor, 1-NN over all ``n`` (minus
+    ``DESIGN_LOSS``). The test images may not be stored. 5-NN over all ``n`` is measured and
+    printed too (the stretch goal, not graded). Returns the measurement.
     ``grade=False`` (a smoke run's network, trained for a minute) prints the verdict on the
     F1 target instead of failing on it; every other condition is still enforced."""
     from .. import embeddings as em
@@ -272,30 +273,28 @@ def check_design_gallery(
 
     v, labels = _gallery(vectors, labels, train, test, n_classes)
     n, d = len(train), v.shape[1]
-    full = macro_f1(test.labels, em.knn_predict(test, train, k, n_classes), n_classes)
-    gallery = em.Embedded(v, labels)
-    yours = macro_f1(test.labels, em.knn_predict(test, gallery, 1, n_classes), n_classes)
-    m = {
-        "stored": len(v),
-        "full stored": n,
-        "search MACs": len(v) * d,
-        "full search MACs": n * d,
-        "test macro-F1": yours,
-        f"{k}-NN test macro-F1": full,
-    }
-    if not grade and yours < full - DESIGN_LOSS:
-        print(f"✗ not graded: {yours:.3f} against {full:.3f} (more than {DESIGN_LOSS} lost)")
+    f1 = lambda bank, kk: macro_f1(  # noqa: E731
+        test.labels, em.knn_predict(test, bank, kk, n_classes), n_classes
+    )
+    talk, best, yours = f1(train, 1), f1(train, 5), f1(em.Embedded(v, labels), k)
+    m = {"stored": len(v), "full stored": n, "search MACs": len(v) * d}
+    m |= {"full search MACs": n * d, "test macro-F1": yours, "1-NN": talk, "5-NN": best}
+    verdict = (
+        f"measured on the {len(test)} test images: your {k}-NN over {len(v)} stored vectors "
+        f"scores macro-F1 {yours:.3f}; over all {n} training embeddings 1-NN (the talk's "
+        f"predictor) scores {talk:.3f} and 5-NN {best:.3f}"
+    )
+    if not grade and yours < talk - DESIGN_LOSS:
+        print(f"✗ not graded: {verdict}")
         return m
     require(
-        yours >= full - DESIGN_LOSS,
-        f"measured on the {len(test)} test images: your gallery of {len(v)} vectors scores "
-        f"macro-F1 {yours:.3f}, {k}-NN over all {n} training embeddings {full:.3f}: more than "
-        f"{DESIGN_LOSS} lost. Look at which classes lose (a class with several clusters needs "
-        "several vectors) and choose on the validation images",
+        yours >= talk - DESIGN_LOSS,
+        f"{verdict}: below the talk's predictor. Look at which classes lose, try other "
+        "galleries and votes, and choose on the validation images",
     )
+    stretch = "reached" if yours >= best - 0.02 else "not reached"
     ok(
-        f"design accepted: {len(v)} stored vectors ({len(v) * d:,} search MACs per image "
-        f"instead of {n * d:,}), test macro-F1 {yours:.3f} against {full:.3f} for {k}-NN over "
-        f"all {n} training embeddings"
+        f"design accepted: {verdict}; {len(v) * d:,} search MACs per image instead of "
+        f"{n * d:,}. Stretch goal (within 0.02 of 5-NN over all): {stretch}"
     )
     return m
