@@ -38,38 +38,23 @@ from protocol import (
     summary_row,
 )
 
+from trashkit.compress import pipeline
 from trashkit.runs import new_run_dir, write_json
 
 #: the <= 5M-MACs student of both tracks: width 0.5 at 128 px (4.58M official MACs), chosen
 #: on validation against width 0.75 at 80 px (4.37M): `--recipe select5m --seeds 0`
 STUDENT_5M = dict(model="mobilenetv3:width=0.5,depth=0.5", image_size=128)
-#: the open track's teacher: EfficientNet-Lite0 fine-tuned from its ImageNet weights, the
-#: first three blocks frozen (generic edges and textures; their backward pass is skipped)
-OPEN_TEACHER = dict(
-    model="efficientnet_lite0",
-    pretrained="imagenet",
-    image_size=192,  # below ImageNet's 224: the teacher is the cost on two CPU cores
-    epochs=5,
-    batch_size=32,
-    lr=0.01,
-    momentum=0.9,
-    weight_decay=1e-5,
-    loss="label_smoothing",
-    randaugment_n=0,
-    cutout=0.0,
-    crop_scale=0.35,
-    freeze=3,
-)
+#: the open track's teacher: chapter 7's (EfficientNet-Lite0 fine-tuned from its ImageNet
+#: weights) at what two shared CPU cores can pay: 192 px (below ImageNet's 224), 5 epochs,
+#: the first three blocks frozen (generic edges and textures; their backward pass is skipped)
+OPEN_TEACHER = dict(pipeline.OPEN_TEACHER, image_size=192, epochs=5, freeze=3)
 #: the teacher's answers, computed once: 6 views of every training image (trashkit.train.bank)
 BANK = dict(views=6, crop_scale=0.3, randaugment=(2, 9))
-#: the student on the bank: soft targets only (the views are augmented already)
+#: the student on the bank: chapter 7's soft-target settings, the recommended recipe otherwise
 BANK_STUDENT = dict(
     RECOMMENDED,
     **STUDENT_5M,
-    loss="ce",
-    label_smoothing=0.0,
-    randaugment_n=0,
-    cutout=0.0,
+    **pipeline.BANK_STUDENT,
     epochs=15,  # passes over the bank: 15 x 6 views = 90 looks at every image
 )
 

@@ -9,6 +9,7 @@ lecturer teaches from.
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import math
 import re
@@ -480,6 +481,28 @@ def test_the_hand_counted_toy_of_section_10():
     small, large = official_macs(toy, 4), official_macs(toy, 8)
     for figure in (f"= {small}", f"= {large}", f"ratio of {large / small:.3f}"):
         assert figure in text, figure
+
+
+def test_the_header_states_the_defaults_and_the_full_preset():
+    header = flat(cell(chapter(NAME), "c00"))
+    ns, full = chapter_parameters(), full_preset()
+    assert f"{ns['epochs']} epochs at {ns['image_size']} px on the synthetic data" in header
+    assert f"({full['epochs']} epochs at {full['image_size']} px;" in header
+    assert "about 11 minutes" in header
+    assert "the 100 epochs train in about 11 minutes" in flat(
+        (REPO / "docs" / "results.md").read_text()
+    )
+
+
+def test_the_block_counts_exercise_4_5_quotes():
+    def stages(depth):
+        net = build_model(f"mobilenetv3:width=1,depth={depth}", 6)  # distinct widths
+        outs = [block.out_channels for block in net.features[1:-1]]
+        return [len(list(run)) for _, run in itertools.groupby(outs)]
+
+    text = flat(cell(chapter(NAME), "c43b"))
+    assert stages(1.0) == [1, 2, 3, 2, 3] and "1, 2, 3, 2 and 3 blocks" in text
+    assert stages(0.5) == [1, 1, 2, 1, 2] and "(1, 1, 2, 1, 2)" in text
 
 
 def test_reference_numbers_come_from_the_results_page():
