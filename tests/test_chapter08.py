@@ -246,6 +246,16 @@ def test_the_instructor_note_answers_every_question_and_records_the_cost():
     for figure in re.findall(r"about \d+ minutes", cost):
         assert figure in running, figure
     assert "papermill notebooks/08_metric_learning.ipynb" in header
+    assert re.search(r"minutes for the `-p preset quick`", cost)  # full and quick both stated
+
+
+def test_exercise_2_measures_the_prediction_in_both_modes():
+    """Its measured "prediction_changed" compares training mode (where the loss adds the
+    margin) with evaluation mode, not toy(x) with itself."""
+    src = cell("288e4a70")
+    assert "toy.train()" in src and "toy.eval()" in src
+    assert "in_training.argmax(1) != logits.argmax(1)" in src
+    assert "toy(x).argmax(1) != logits.argmax(1)" not in src
 
 
 def test_attributions_follow_the_course_material():
@@ -261,6 +271,12 @@ def test_attributions_follow_the_course_material():
         assert fact in text, fact
     for wrong in ("winning", "the talk's method", "store a few vectors"):
         assert wrong not in text.lower()
+    # the fallback past pi - m is the authors' code's, not the paper's; no unbacked claim that
+    # collapse cannot happen with many classes; no form of transfer learning put in the talk
+    for wrong in ("arcface's standard fallback", "that is impossible", "transfer learning here"):
+        assert wrong not in text.lower(), wrong
+    assert "authors' code (insightface)" in text
+    assert "course material records nothing about the form" in text
     # the talk's predictor is 1-NN, and no k-NN vote is called the talk's
     assert re.search(r"single nearest neighbour \(1-NN\)[^.]*\. This is the office-hour talk", text)
 
@@ -329,6 +345,22 @@ def test_takeaway_on_the_four_predictors_is_what_docs_results_measured():
     f1 = [float(line.group(1)), *map(float, rest.groups())]
     assert max(f1) - min(f1) <= 0.02 + 1e-9 and min(f1) == f1[-1]
     assert "agreed within 0.02" in section("Takeaways")
+
+
+def test_new_class_prose_is_what_docs_results_measured():
+    """Takeaway and Reference results: the embedding ahead from 1 to 10 images, the head
+    ahead at 20, and no recall above 0.288 (neither found a third of the new class)."""
+    results = RESULTS.read_text()
+    rows = re.findall(
+        r"^\| (\d+) \| (ArcFace: learned centres|softmax: head)[^|]*\| \**([\d.]+)", results, re.M
+    )
+    recall = {(int(k), m.split(":")[0]): float(r) for k, m, r in rows}
+    for k in (1, 5, 10):
+        assert recall[k, "ArcFace"] > recall[k, "softmax"], k
+    assert recall[20, "softmax"] > recall[20, "ArcFace"]
+    assert max(recall.values()) == 0.288 < 1 / 3
+    assert "no row finds more than 0.288" in " ".join(section("Reference results").split())
+    assert "neither found even a third" in " ".join(section("Takeaways").split())
 
 
 # --- the chapter, executed -------------------------------------------------------------------
