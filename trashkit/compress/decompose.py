@@ -1,4 +1,4 @@
-"""Low-rank decomposition of convolutions (Tucker-2 / SVD with tensorly), as teams tried.
+"""Low-rank decomposition of convolutions (Tucker-2 / SVD with tensorly).
 
 A k x k convolution ``cout x cin x k x k`` becomes three: a 1x1 projection to ``r_in``
 channels, the k x k conv between the ranks, and a 1x1 expansion to ``cout`` (Kim et al.,

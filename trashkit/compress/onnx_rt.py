@@ -25,8 +25,9 @@ def _new_file(path: Path, write) -> Path:
 
 
 def export_onnx(model: nn.Module, image_size: int, path: str | Path, opset: int = 17) -> Path:
-    """TorchScript-based export (dynamic batch) of an eval-mode CPU copy of ``model`` into a
-    new file ``path`` (an existing file is refused, never overwritten)."""
+    """TorchScript-based export (dynamic batch) of ``model`` into a new file ``path`` (an
+    existing file is refused, never overwritten). The model itself is moved to the CPU and
+    switched to eval mode (no copy: batch norm and dropout must export in inference form)."""
     model = model.cpu().eval()
     x = torch.zeros(1, 3, image_size, image_size)
     return _new_file(Path(path), lambda tmp: _export(model, x, tmp, opset))

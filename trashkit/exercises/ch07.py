@@ -108,7 +108,7 @@ def check_soft_grad(fn: Callable[[list[float], list[float], float, float], Seque
     )
 
 
-# --- Exercise 7.2: which channels survive, ranked as a coupled group --------------------------
+# --- Exercise 7.3: which channels survive, ranked as a coupled group --------------------------
 
 
 def _group(seed: int, out_ch: int, in_ch: int, nxt: int) -> tuple[torch.Tensor, ...]:
@@ -210,7 +210,7 @@ def check_group_keep(
     )
 
 
-# --- Exercise 7.3: the fixed-point multiplier ---------------------------------------------------
+# --- Exercise 7.4: the fixed-point multiplier ---------------------------------------------------
 
 #: real multipliers s_x * s_w / s_y to write as m0 / 2**shift (the first is the chapter's toy)
 MULTIPLIERS = [0.05, 0.75, 0.0003, 0.5, 0.999, 1.7e-6]
@@ -257,7 +257,7 @@ def check_fixed_point(fn: Callable[[float], tuple[int, int]]) -> str:
     )
 
 
-# --- Exercise 7.4: unstructured pruning (predict before you run) -------------------------------
+# --- Exercise 7.2: unstructured pruning (predict before you run) -------------------------------
 
 PREDICTION_KEYS = ("macs_ratio", "nonzero_ratio", "speedup")
 
