@@ -238,6 +238,7 @@ def test_prose_numbers_of_exercise_23():
     assert f"within {gap} MACs of each other" in markdown()
 
 
+@pytest.mark.slow  # runs every MACs counter on two torchvision models: make test, not make check
 def test_reference_results_are_the_measured_ones():
     """Every number of the Reference results' latency part is in docs/results.md, and the
     counters' table is recomputed (deterministic)."""

@@ -154,6 +154,7 @@ def test_design_check_fails_what_it_can_measure_without_a_clock():
         ch03.check_design(nn.Sequential(nn.Conv2d(c, c, 1), nn.ReLU()))  # enough MACs, no 3x3
 
 
+@pytest.mark.slow  # trains or times models: make test, not make check
 def test_design_check_fails_a_slow_stage_and_passes_a_fast_one(monkeypatch):
     slow = nn.Sequential(gl.design_baseline(), gl.design_baseline())  # twice the baseline
     with pytest.raises(ExerciseError, match=r"the target is 1.3x"):

@@ -258,6 +258,7 @@ def design_runs(tmp_path_factory, tiny_home, tiny_crops):
     return root
 
 
+@pytest.mark.slow  # trains or times models: make test, not make check
 def test_design_check_measures_and_can_fail(design_runs):
     ref = design_runs / "reference"
     msg = ch04.check_design(design_runs / "smaller", ref, max_f1_loss=1.0)
