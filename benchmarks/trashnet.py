@@ -109,6 +109,12 @@ RECIPES: dict[str, list[tuple[str, str, dict, object]]] = {
     "open": [
         ("teacher", "open: EfficientNet-Lite0 from ImageNet", OPEN_TEACHER, None),
         ("student", "open: <= 5M MACs distilled from the bank", BANK_STUDENT, _bank),
+        (  # "patient" distillation (Beyer et al., 2022): the same bank, four times the passes
+            "student-long",
+            "open: <= 5M MACs distilled from the bank, 60 epochs",
+            dict(BANK_STUDENT, epochs=60),
+            _bank,
+        ),
     ],
 }
 

@@ -50,14 +50,16 @@ def test_the_open_recipe_runs_end_to_end_and_resumes(tiny_crops, tmp_path):
     assert [r["row"] for r in rows] == [
         "open: EfficientNet-Lite0 from ImageNet",
         "open: <= 5M MACs distilled from the bank",
+        "open: <= 5M MACs distilled from the bank, 60 epochs",
     ]
-    for folder in ("teacher", "student"):
+    for folder in ("teacher", "student", "student-long"):
         scores = json.loads((root / folder / "split0-seed42" / "test_scores.json").read_text())
         assert str(tiny_crops / "val") in scores["f1_source"]
         assert 0.0 <= scores["test_f1_last"] <= 1.0
     assert (root / "bank" / "split0-seed42" / "bank.json").is_file()
-    student = json.loads((root / "student" / "split0-seed42" / "config.json").read_text())
-    assert student["teacher_bank"].endswith("bank/split0-seed42")
+    for folder in ("student", "student-long"):  # one bank, built once, serves both students
+        config = json.loads((root / folder / "split0-seed42" / "config.json").read_text())
+        assert config["teacher_bank"].endswith("bank/split0-seed42")
     before = (root / "student" / "split0-seed42" / "history.csv").read_text()
     again = _bench("--resume", str(root), home=tmp_path)
     assert again.strip().splitlines()[-1] == last  # nothing retrained, the same answer
