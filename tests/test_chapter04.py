@@ -556,7 +556,8 @@ def test_train_and_score_chapters(tmp_path, tiny_home, tiny_crops, capfd):
         assert noise not in seen, f"training in a kernel printed {noise!r}"
     text = printed(nb)
     assert "= the inline epoch's" in text  # the 15-line epoch equals train()'s first epoch
-    assert text.count("✓") >= 9  # every exercise check and the design task passed and said so
+    calls = sum(c.source.count("ch04.check_") for c in nb.cells if c.cell_type == "code")
+    assert calls == 8 and text.count("✓") == calls  # every check (design task too) passed, said so
     assert "design task met" in text
     folder = tmp_path / "train"
     metrics = json.loads((folder / "metrics.json").read_text())

@@ -257,9 +257,31 @@ def test_header_counts_the_full_preset():
     assert f"{2 * full['train_epochs']} student epochs" in intro
     assert f"{len(fine_tuned) * full['finetune_epochs']} fine-tuning epochs" in intro
     assert f"{len(full['scan_ratios']) * full['scan_epochs']} scan epochs" in intro
-    assert f"a {full['teacher_epochs']}-epoch EfficientNet-Lite0 teacher at 224 px" in intro
-    assert full["teacher_size"] == 224
-    assert f"{full['bank_epochs']} passes of a student over an {full['bank_views']}-view" in intro
+    assert (
+        f"a {full['teacher_epochs']}-epoch EfficientNet-Lite0 teacher at {full['teacher_size']} px"
+        in intro
+    )
+    assert f"{full['bank_epochs']} passes of a student over a {full['bank_views']}-view" in intro
+
+
+def test_the_full_preset_is_the_measured_open_recipe():
+    """preset full trains the teacher and bank of benchmarks/trashnet.py --recipe open, whose
+    figures the Reference results quote."""
+    import sys
+
+    from trashkit.compress import pipeline as cp
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import trashnet
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    full = cp.PRESETS["full"]
+    assert full["teacher_size"] == trashnet.OPEN_TEACHER["image_size"]
+    assert full["teacher_epochs"] == trashnet.OPEN_TEACHER["epochs"]
+    assert full["teacher_freeze"] == trashnet.OPEN_TEACHER["freeze"]
+    assert full["bank_views"] == trashnet.BANK["views"]
+    assert full["bank_epochs"] == trashnet.BANK_STUDENT["epochs"]
 
 
 def _numbers(text: str) -> list[str]:

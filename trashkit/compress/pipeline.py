@@ -358,10 +358,10 @@ PRESETS: dict[str, dict] = {
         "scan_epochs": 5,
         "latency_runs": 300,
         "threads": None,
-        "teacher_epochs": 6,
-        "teacher_size": 224,
+        "teacher_epochs": 5,
+        "teacher_size": 192,
         "teacher_freeze": 3,
-        "bank_views": 8,
+        "bank_views": 6,
         "bank_epochs": 15,
     },
 }
