@@ -181,25 +181,26 @@ class Cluster:
         self.events: list[str] = []
 
     def kill_worker_mid_job(self, timeout: float = 120) -> int | None:
-        """SIGKILL the first worker while it holds a running job; start a new one."""
-        victim = self.workers[0]
+        """SIGKILL a worker while it holds a running job (whichever claims one first); start a
+        new one in its place."""
         t0 = time.monotonic()
         while time.monotonic() - t0 < timeout:
-            held = [
-                r
-                for r in rows(self.folder)
-                if r["state"] == "running" and f":{victim.pid}:" in (r["claimed_by"] or "")
-            ]
-            if held:
-                victim.send_signal(signal.SIGKILL)
-                victim.wait()
-                self.workers[0] = start(self.worker_cmd, self.folder / "workers.log")
-                self.events.append(
-                    f"worker {victim.pid} killed (SIGKILL) while scoring job #{held[0]['id']}"
-                )
-                return held[0]["id"]
+            for i, victim in enumerate(self.workers):
+                held = [
+                    r
+                    for r in rows(self.folder)
+                    if r["state"] == "running" and f":{victim.pid}:" in (r["claimed_by"] or "")
+                ]
+                if held:
+                    victim.send_signal(signal.SIGKILL)
+                    victim.wait()
+                    self.workers[i] = start(self.worker_cmd, self.folder / "workers.log")
+                    self.events.append(
+                        f"worker {victim.pid} killed (SIGKILL) while scoring job #{held[0]['id']}"
+                    )
+                    return held[0]["id"]
             time.sleep(0.05)
-        self.events.append("no job was running on the first worker: nothing killed")
+        self.events.append("no worker held a running job: nothing killed")
         return None
 
     def restart_server(self) -> float:
@@ -236,8 +237,9 @@ def drain(folder: Path, timeout: float) -> float:
 def chaos(cluster: Cluster, duration: float, out: dict) -> None:
     """Kill a worker mid-job a third of the way in, restart the server at two thirds."""
     time.sleep(duration / 3)
-    out["killed_job"] = cluster.kill_worker_mid_job(timeout=duration / 3)
-    time.sleep(max(0.0, duration / 3 - 1))
+    t0 = time.monotonic()  # on a loaded machine workers start late: wait up to a minute
+    out["killed_job"] = cluster.kill_worker_mid_job(timeout=max(duration / 3, 60.0))
+    time.sleep(max(0.0, duration / 3 - (time.monotonic() - t0) - 1))
     out["server_down_s"] = cluster.restart_server()
 
 
