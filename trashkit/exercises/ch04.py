@@ -312,10 +312,11 @@ def check_scaling_prediction(prediction: dict, measured: dict | None = None) -> 
 
 
 def _measure_run(folder: str | Path) -> dict:
-    """Official MACs at the run's input size, epochs and test macro-F1 of a run's best.pt."""
+    """Official MACs at the run's input size, epochs and held-out macro-F1 of a run's best.pt
+    (its test images; its validation images when it held none back, as both runs then do)."""
     from ..checkpoint import load_checkpoint
     from ..complexity import official_macs
-    from ..scoring import score_run_split
+    from ..scoring import score_held_out
 
     path = Path(folder) / "best.pt"
     require(path.is_file(), f"{folder} holds no best.pt: train the run first")
@@ -323,7 +324,7 @@ def _measure_run(folder: str | Path) -> dict:
     return {
         "macs": official_macs(ckpt.build_model(), ckpt.image_size),
         "epochs": int(ckpt.config.get("epochs", 0)),
-        "f1": score_run_split(ckpt, "test")["f1"],
+        "f1": score_held_out(ckpt)["f1"],
         "split": (ckpt.config.get("data"), ckpt.config.get("split_seed")),
         "test_fraction": ckpt.config.get("test_fraction", 0.0),
         "borrowed": [
@@ -342,7 +343,8 @@ def check_design(
     reference run's official MACs, train no more epochs on the same data and split, and lose
     at most ``max_f1_loss`` test macro-F1, from scratch (no pretrained weights, starting
     checkpoint or teacher). Everything is measured here, from the two
-    ``best.pt`` files: the MACs by the official counter, the F1 on each run's test images."""
+    ``best.pt`` files: the MACs by the official counter, the F1 on each run's test images
+    (validation images when the runs held none back)."""
     mine, ref = _measure_run(design_dir), _measure_run(reference_dir)
     require(
         mine["split"] == ref["split"] and mine["test_fraction"] == ref["test_fraction"],
