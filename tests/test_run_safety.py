@@ -109,17 +109,21 @@ def test_a_class_too_small_for_the_split_is_reported(tmp_path, tiny_crops, isola
     assert any("Rare" in n for n in metrics["notes"])
 
 
+@pytest.mark.slow
 def test_chapter4_resumes_with_only_resume_and_output_dir(
     tmp_path, tiny_crops, tiny_home, isolated_home
 ):
-    """The README's resume command: no other parameter repeated (issue 10, item 13)."""
+    """Chapter 4's resume command: no training parameter repeated, the run's own config wins
+    (the exercise runs, which are not the run, are switched off to keep the test short)."""
     import papermill as pm
 
     from test_notebooks import execute
 
     cfg = tiny_config(tiny_crops, epochs=2, image_size=64)
     train(cfg, tmp_path / "run", progress=False, callbacks=[StopAfter(1)])
-    execute("04_train.ipynb", tmp_path, tiny_home, resume=True, output_dir=str(tmp_path / "run"))
+    short = dict(ablation_epochs=0, transfer_epochs=0)
+    run = str(tmp_path / "run")
+    execute("04_train.ipynb", tmp_path, tiny_home, resume=True, output_dir=run, **short)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["epochs"] == 2 and metrics["input_size"] == 64  # the run's own config
     assert len(pd.read_csv(tmp_path / "run" / "history.csv")) == 2
