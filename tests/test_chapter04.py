@@ -505,6 +505,8 @@ def test_the_header_states_the_defaults_and_the_full_preset():
     assert f"{ns['epochs']} epochs at {ns['image_size']} px on the synthetic data" in header
     assert f"({full['epochs']} epochs at {full['image_size']} px;" in header
     assert "about 11 minutes" in header
+    note = flat((REPO / "docs" / "instructors" / "04.md").read_text())
+    assert "3 min 43 s measured" in header and "**3 min 43 s** wall" in note  # one measurement
     assert "the 100 epochs train in about 11 minutes" in flat(
         (REPO / "docs" / "results.md").read_text()
     )
