@@ -185,12 +185,9 @@ class Cluster:
         new one in its place."""
         t0 = time.monotonic()
         while time.monotonic() - t0 < timeout:
+            running = [r for r in rows(self.folder) if r["state"] == "running"]  # one read a poll
             for i, victim in enumerate(self.workers):
-                held = [
-                    r
-                    for r in rows(self.folder)
-                    if r["state"] == "running" and f":{victim.pid}:" in (r["claimed_by"] or "")
-                ]
+                held = [r for r in running if f":{victim.pid}:" in (r["claimed_by"] or "")]
                 if held:
                     victim.send_signal(signal.SIGKILL)
                     victim.wait()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from pathlib import Path
 
 import nbformat
@@ -134,3 +135,13 @@ def printed(nb: nbformat.NotebookNode) -> str:
         if c.cell_type == "code"
         for o in c.get("outputs", [])
     )
+
+
+def benchmarks_module(name: str):
+    """Import ``benchmarks/<name>.py`` (a script folder, not a package) without leaving it on
+    ``sys.path``."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))

@@ -13,7 +13,6 @@ import itertools
 import json
 import math
 import re
-import sys
 
 import nbformat
 import numpy as np
@@ -22,6 +21,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from chapters import (
+    benchmarks_module,
     chapter,
     check_structure,
     exercises_in_turn,
@@ -109,12 +109,14 @@ def onecycle_trace(cfg: TrainConfig, steps: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def benchmarks_module(name: str):
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        return __import__(name)
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
+def section10_toy() -> nn.Module:
+    """Section 10's hand-counted toy: a 3x3 convolution, global pooling and a Linear layer."""
+    return nn.Sequential(
+        nn.Conv2d(3, 2, 3, padding=1, bias=False),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(2, 3),
+    )
 
 
 # --- the exercise checks ---------------------------------------------------------------------
@@ -283,12 +285,7 @@ def test_design_check_measures_and_can_fail(design_runs):
 
 
 def test_resolution_split_on_the_toy_and_a_real_network():
-    toy = nn.Sequential(
-        nn.Conv2d(3, 2, 3, padding=1, bias=False),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(2, 3),
-    )
+    toy = section10_toy()
     split = resolution_split(toy, 4)
     assert (split["total"], split["fixed"], split["scaling"]) == (905, 9, 896)
     assert list(split["layers"].type) == ["Linear"]
@@ -487,12 +484,7 @@ def test_randaugment_magnitudes_quoted_are_torchvisions_and_timms():
 
 
 def test_the_hand_counted_toy_of_section_10():
-    toy = nn.Sequential(
-        nn.Conv2d(3, 2, 3, padding=1, bias=False),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(2, 3),
-    )
+    toy = section10_toy()
     text = flat(cell(chapter(NAME), "c43"))
     small, large = official_macs(toy, 4), official_macs(toy, 8)
     for figure in (f"= {small}", f"= {large}", f"ratio of {large / small:.3f}"):

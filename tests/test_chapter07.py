@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import torch
 from chapters import (
+    benchmarks_module,
     chapter,
     check_structure,
     execute,
@@ -267,15 +268,9 @@ def test_header_counts_the_full_preset():
 def test_the_full_preset_is_the_measured_open_recipe():
     """preset full trains the teacher and bank of benchmarks/trashnet.py --recipe open, whose
     figures the Reference results quote."""
-    import sys
-
     from trashkit.compress import pipeline as cp
 
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import trashnet
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
+    trashnet = benchmarks_module("trashnet")
     full = cp.PRESETS["full"]
     assert full["teacher_size"] == trashnet.OPEN_TEACHER["image_size"]
     assert full["teacher_epochs"] == trashnet.OPEN_TEACHER["epochs"]
