@@ -6,6 +6,7 @@
     python benchmarks/trashnet.py --recipe open       # open: ImageNet teacher -> <= 5M student
     python benchmarks/trashnet.py --resume outputs/<run>             # finish an interrupted one
     python benchmarks/trashnet.py --resume outputs/<run> --seeds 1 2 # add split seeds to it
+    python benchmarks/trashnet.py --resume outputs/<run> --train-seeds 43 --rows teacher student
     python benchmarks/trashnet.py --recipe quick --data FOLDER --eval FOLDER2
 
 Two tracks: **closed** uses no weight derived from outside data (a teacher trained from
@@ -119,10 +120,26 @@ RECIPES: dict[str, list[tuple[str, str, dict, object]]] = {
 }
 
 
-def run_recipe(spec: dict, root: Path) -> pd.DataFrame:
-    """Train every row of the recipe on every (split, seed) still missing; the table."""
-    summaries = []
+def finished_runs(root: Path, folder: str, seeds, train_seeds) -> list[dict]:
+    """The scores of a row's runs that have finished (a row left out of ``--rows``)."""
+    paths = (
+        root / folder / f"split{split}-seed{seed}" / "test_scores.json"
+        for split in seeds
+        for seed in train_seeds
+    )
+    return [json.loads(p.read_text()) for p in paths if p.is_file()]
+
+
+def run_recipe(spec: dict, root: Path, rows: list[str] | None = None) -> pd.DataFrame:
+    """Train every row of the recipe (or only ``rows``) on every (split, seed) still
+    missing; the table of every row over the runs finished so far."""
+    summaries, trained = [], []
     for folder, label, params, extra in RECIPES[spec["recipe"]]:
+        if rows is not None and folder not in rows:
+            results = finished_runs(root, folder, spec["seeds"], spec["train_seeds"])
+            if results:
+                summaries.append(summary_row(label, results))
+            continue
         print(f"\n== {label}", flush=True)
 
         def row_params(split: int, seed: int, params=params, extra=extra) -> dict:
@@ -133,9 +150,10 @@ def run_recipe(spec: dict, root: Path) -> pd.DataFrame:
             folder, row_params, root, spec["seeds"], spec["train_seeds"], spec.get("eval")
         )
         summaries.append(summary_row(label, results))
+        trained.append(label)
     table = pd.DataFrame(summaries).set_index("row")
     write_json(root / "results.json", table.reset_index().to_dict("records"))
-    return table
+    return table.loc[[r for r in table.index if r not in trained] + trained]
 
 
 def parse_sets(items: list[str]) -> dict:
@@ -162,7 +180,21 @@ def _args() -> argparse.Namespace:
         default=None,
         help=f"split seeds (default {list(SPLIT_SEEDS)}); with --resume: add these",
     )
-    ap.add_argument("--train-seeds", type=int, nargs="+", default=[RECOMMENDED["seed"]])
+    ap.add_argument(
+        "--train-seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help=f"training seeds (default [{RECOMMENDED['seed']}]); with --resume: add these",
+    )
+    ap.add_argument(
+        "--rows",
+        nargs="+",
+        default=None,
+        metavar="ROW",
+        help="train only these rows of the recipe (their folder names, e.g. teacher student); "
+        "the table still shows every row's finished runs",
+    )
     ap.add_argument(
         "--set",
         nargs="*",
@@ -179,16 +211,17 @@ def main() -> None:
     if args.resume:
         root = Path(args.resume)
         spec = json.loads((root / "benchmark.json").read_text())
-        if args.seeds:  # more split seeds of the same recipe into the same folder
-            spec["seeds"] = sorted(set(spec["seeds"]) | set(args.seeds))
-            write_json(root / "benchmark.json", spec)
+        for key, more in (("seeds", args.seeds), ("train_seeds", args.train_seeds)):
+            if more:  # more split or training seeds of the same recipe, same folder
+                spec[key] = sorted(set(spec[key]) | set(more))
+        write_json(root / "benchmark.json", spec)
     else:
         spec = {
             "recipe": args.recipe,
             "data": str(Path(args.data).resolve()),
             "eval": str(Path(args.eval).resolve()) if args.eval else None,
             "seeds": args.seeds or list(SPLIT_SEEDS),
-            "train_seeds": args.train_seeds,
+            "train_seeds": args.train_seeds or [RECOMMENDED["seed"]],
             "overrides": parse_sets(args.set),
         }
         root = new_run_dir(f"trashnet-{args.recipe}")
@@ -199,7 +232,10 @@ def main() -> None:
             f"data {spec['data']} split train/val ({VAL_FRACTION:.0%} val); scored on "
             f"{spec['eval']}"
         )
-    table = run_recipe(spec, root)
+    known = [row[0] for row in RECIPES[spec["recipe"]]]
+    if args.rows and not set(args.rows) <= set(known):
+        raise SystemExit(f"--rows: {spec['recipe']} has the rows {', '.join(known)}")
+    table = run_recipe(spec, root, args.rows)
     print(table.T.to_markdown())
     last = table.iloc[-1]
     print(f"macro-F1 {last['test macro-F1 (last epoch)']}  MACs {last['MACs']}  ({last.name})")

@@ -3,7 +3,8 @@
 The real runs take hours; these runs take seconds and prove the plumbing a user relies on:
 the open recipe (ImageNet teacher -> bank -> <= 5M-MACs student) trains every row, scores the
 chosen checkpoints once on a separate folder, prints the macro-F1 and MACs on its last line,
-and ``--resume`` of a finished run trains nothing again.
+``--resume`` of a finished run trains nothing again, and ``--resume --train-seeds --rows``
+adds a training seed to some rows only while the table keeps every row.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from conftest import REPO
 BENCH = REPO / "benchmarks" / "trashnet.py"
 
 
-def _bench(*args: str, home) -> str:
+def _bench(*args: str, home, status: int = 0) -> str:
     env = {**os.environ, "TRASHKIT_HOME": str(home), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
         [sys.executable, str(BENCH), *args],
@@ -29,8 +30,8 @@ def _bench(*args: str, home) -> str:
         text=True,
         timeout=600,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
+    assert done.returncode == status, done.stderr[-3000:]
+    return done.stdout + done.stderr
 
 
 @pytest.mark.slow
@@ -64,3 +65,16 @@ def test_the_open_recipe_runs_end_to_end_and_resumes(tiny_crops, tmp_path):
     again = _bench("--resume", str(root), home=tmp_path)
     assert again.strip().splitlines()[-1] == last  # nothing retrained, the same answer
     assert (root / "student" / "split0-seed42" / "history.csv").read_text() == before
+
+    wrong = _bench("--resume", str(root), "--rows", "techer", home=tmp_path, status=1)
+    assert "--rows: open has the rows teacher, student, student-long" in wrong
+    more = _bench("--resume", str(root), "--train-seeds", "7", "--rows", "teacher", home=tmp_path)
+    assert "teacher split 0 seed 7" in more and "student split 0 seed 7" not in more
+    assert json.loads((root / "benchmark.json").read_text())["train_seeds"] == [7, 42]
+    runs = {r["row"]: r["runs"] for r in json.loads((root / "results.json").read_text())}
+    assert runs == {
+        "open: EfficientNet-Lite0 from ImageNet": 2,
+        "open: <= 5M MACs distilled from the bank": 1,
+        "open: <= 5M MACs distilled from the bank, 60 epochs": 1,
+    }
+    assert more.strip().splitlines()[-1].endswith("(open: EfficientNet-Lite0 from ImageNet)")
