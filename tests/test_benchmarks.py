@@ -4,7 +4,9 @@ The real runs take hours; these runs take seconds and prove the plumbing a user 
 the open recipe (ImageNet teacher -> bank -> <= 5M-MACs student) trains every row, scores the
 chosen checkpoints once on a separate folder, prints the macro-F1 and MACs on its last line,
 ``--resume`` of a finished run trains nothing again, and ``--resume --train-seeds --rows``
-adds a training seed to some rows only while the table keeps every row.
+adds a training seed to some rows only while the table keeps every row. The pretrained
+student's recipe reads torchvision's weights from the hub cache, as it does offline once a
+user has downloaded them (random weights here, under torchvision's own file name).
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ import subprocess
 import sys
 
 import pytest
+import torch
+import torchvision
 from conftest import REPO
 
 BENCH = REPO / "benchmarks" / "trashnet.py"
 
 
-def _bench(*args: str, home, status: int = 0) -> str:
-    env = {**os.environ, "TRASHKIT_HOME": str(home), "OMP_NUM_THREADS": "1"}
+def _bench(*args: str, home, status: int = 0, **extra_env: str) -> str:
+    env = {**os.environ, "TRASHKIT_HOME": str(home), "OMP_NUM_THREADS": "1", **extra_env}
     done = subprocess.run(
         [sys.executable, str(BENCH), *args],
         cwd=BENCH.parent,
@@ -78,3 +82,26 @@ def test_the_open_recipe_runs_end_to_end_and_resumes(tiny_crops, tmp_path):
         "open: <= 5M MACs distilled from the bank, 60 epochs": 1,
     }
     assert more.strip().splitlines()[-1].endswith("(open: EfficientNet-Lite0 from ImageNet)")
+
+
+@pytest.mark.slow
+def test_the_pretrained_student_recipe_reads_torchvisions_cached_weights(tiny_crops, tmp_path):
+    weights = torchvision.models.MobileNet_V3_Small_Weights.IMAGENET1K_V1
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.manual_seed(0)
+    state = torchvision.models.mobilenet_v3_small(num_classes=1000).state_dict()
+    torch.save(state, cache / weights.url.rsplit("/", 1)[1])
+    smoke = ["epochs=1", "image_size=32", "batch_size=16", "workers=0"]
+    out = _bench(
+        "--recipe", "open-pretrained", "--seeds", "0",
+        "--data", str(tiny_crops / "train"), "--eval", str(tiny_crops / "val"),
+        "--set", *smoke,
+        home=tmp_path, TORCH_HOME=str(tmp_path / "torch"),
+    )  # fmt: skip
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("macro-F1 0.") and "MobileNetV3-small from ImageNet" in last, last
+    (root,) = (tmp_path / "outputs").glob("*-trashnet-open-pretrained")
+    run = root / "mnv3-small-48" / "split0-seed42"
+    config = json.loads((run / "config.json").read_text())
+    assert (config["model"], config["pretrained"]) == ("mobilenetv3:width=1,depth=1", "imagenet")
