@@ -124,22 +124,31 @@ def section10_toy() -> nn.Module:
 
 def test_onecycle_prediction_check():
     cfg = TrainConfig(epochs=3)
-    prediction = solution("prediction", NAME, {"config": cfg})["prediction"]
+    split = type("Split", (), {"train_idx": range(20 * cfg.batch_size + 5)})  # 20 steps/epoch
+    prediction = solution("prediction", NAME, {"config": cfg, "split": split})["prediction"]
     assert "recorded" in ch04.check_onecycle_prediction(prediction)
     trace = onecycle_trace(cfg, 20)
+    facts = ch04.onecycle_facts(trace)
+    assert facts["peak_step"] == 17 and facts["below_tenth"] == 51 / 60  # read off the trace
     assert "4 of 4 right" in ch04.check_onecycle_prediction(prediction, trace)
     with pytest.raises(ExerciseError, match="2 of 4 predictions are off") as err:
         ch04.check_onecycle_prediction(
-            {**prediction, "first_lr": 0.1, "momentum_at_peak": 0.95}, trace
+            {**prediction, "peak_step": 18, "momentum_at_peak": 0.95}, trace
         )
-    assert "warms up from max_lr / div_factor" in str(err.value)
+    assert "steps count from 0" in str(err.value)
     assert "when the lr is highest the momentum is lowest" in str(err.value)
+    with pytest.raises(ExerciseError, match="a straight line would get there at 0.93"):
+        ch04.check_onecycle_prediction({**prediction, "below_tenth": 0.93}, trace)
+    with pytest.raises(ExerciseError, match="the last 70% of the steps"):
+        ch04.check_onecycle_prediction({**prediction, "below_tenth": 0.5}, trace)
+    with pytest.raises(ExerciseError, match="steps, not epochs"):
+        ch04.check_onecycle_prediction({**prediction, "peak_step": 2}, trace)
     with pytest.raises(ExerciseError, match="final_div_factor"):
         ch04.check_onecycle_prediction({**prediction, "last_lr": 0.004}, trace)
-    with pytest.raises(ExerciseError, match="no value for last_lr, momentum_at_peak"):
-        ch04.check_onecycle_prediction({"first_lr": 0.004, "peak_lr": 0.1})
+    with pytest.raises(ExerciseError, match="no value for momentum_at_peak, below_tenth"):
+        ch04.check_onecycle_prediction({"peak_step": 17, "last_lr": 4e-7})
     with pytest.raises(ExerciseError, match="must be a number"):
-        ch04.check_onecycle_prediction({**prediction, "peak_lr": "0.1"})
+        ch04.check_onecycle_prediction({**prediction, "last_lr": "4e-7"})
     # a constant momentum (one number) is held: the prediction then is that number
     flat_trace = onecycle_trace(TrainConfig(epochs=1, momentum=0.9), 10)
     assert flat_trace.momentum.nunique() == 1 and flat_trace.momentum.iloc[0] == 0.9
