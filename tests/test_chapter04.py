@@ -150,6 +150,8 @@ def test_onecycle_prediction_check():
     with pytest.raises(ExerciseError, match="must be a number"):
         ch04.check_onecycle_prediction({**prediction, "last_lr": "4e-7"})
     # a constant momentum (one number) is held: the prediction then is that number
+    short = onecycle_trace(cfg, 3)  # 9 steps: a smoke run's schedule is not compared
+    assert "too few to compare" in ch04.check_onecycle_prediction(prediction, short)
     flat_trace = onecycle_trace(TrainConfig(epochs=1, momentum=0.9), 10)
     assert flat_trace.momentum.nunique() == 1 and flat_trace.momentum.iloc[0] == 0.9
 

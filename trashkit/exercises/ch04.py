@@ -26,6 +26,8 @@ from .core import ExerciseError, call, close, ok, require
 # --- Exercise 4.1: predict OneCycle before plotting it ---------------------------------------
 
 ONECYCLE_KEYS = ("peak_step", "last_lr", "momentum_at_peak", "below_tenth")
+#: below this many optimiser steps the discrete schedule is too coarse to compare
+MIN_STEPS = 20
 
 
 def onecycle_facts(trace: pd.DataFrame) -> dict[str, float]:
@@ -71,12 +73,13 @@ def _onecycle_hint(key: str, got: float, want: float, total: int) -> str:
 
 
 def _hit(key: str, got: float, want: float, total: int) -> bool:
-    """Rates within 2%; the peak step within half a step (PyTorch puts the end of the
-    warm-up at the float ``0.3 * steps - 1``); the fraction within 2 steps of the run."""
+    """Rates within 2%; the peak step within one step (PyTorch puts the end of the warm-up
+    at the float ``0.3 * steps - 1``, and the peak is the step next to it); the fraction
+    within 2 steps of the run."""
     if key == "below_tenth":
         return abs(got - want) <= max(0.01, 2 / total)
     if key == "peak_step":
-        return abs(got - want) <= 0.5
+        return abs(got - want) < 1
     return close(got, want, rel=0.02, abs_tol=1e-9)
 
 
@@ -104,6 +107,8 @@ def check_onecycle_prediction(prediction: dict, trace: pd.DataFrame | None = Non
             "prediction recorded: " + ", ".join(f"{k} {prediction[k]:g}" for k in ONECYCLE_KEYS)
         )
     facts, total = onecycle_facts(trace), len(trace)
+    if total < MIN_STEPS:  # a smoke run: a few steps cannot show the shape of the cycle
+        return ok(f"only {total} steps in this run: too few to compare; prediction recorded")
     lines, misses = [], 0
     for k in ONECYCLE_KEYS:
         got, want = float(prediction[k]), facts[k]
