@@ -600,6 +600,7 @@ def test_student_copy_fails_clearly_at_every_exercise(capsys):
         {
             "ch04": ch04,
             "config": TrainConfig(),
+            "split": type("Split", (), {"train_idx": range(1770)}),  # TrashNet's training photos
             "sizes": (64, 96),
             "small_split": resolution_split(build_model("mobilenetv3:width=0.5,depth=0.5", 6), 64),
             "math": math,
