@@ -122,38 +122,54 @@ def section10_toy() -> nn.Module:
 # --- the exercise checks ---------------------------------------------------------------------
 
 
+def _anneal(a: float, b: float, p: float) -> float:
+    """Section 4's half cosine (the chapter defines it before Exercise 4.1)."""
+    return b + (a - b) / 2 * (1 + math.cos(math.pi * p))
+
+
 def test_onecycle_prediction_check():
     cfg = TrainConfig(epochs=3)
-    split = type("Split", (), {"train_idx": range(20 * cfg.batch_size + 5)})  # 20 steps/epoch
-    prediction = solution("prediction", NAME, {"config": cfg, "split": split})["prediction"]
+    split = type("Split", (), {"train_idx": range(27 * cfg.batch_size + 5)})  # 27 steps/epoch
+    ns = {"config": cfg, "split": split, "anneal": _anneal}
+    prediction = solution("prediction", NAME, ns)["prediction"]
     assert "recorded" in ch04.check_onecycle_prediction(prediction)
-    trace = onecycle_trace(cfg, 20)
+    trace = onecycle_trace(cfg, 27)  # 81 steps: the warm-up ends at PyTorch's step 23.3
     facts = ch04.onecycle_facts(trace)
-    assert facts["peak_step"] == 17 and facts["below_tenth"] == 51 / 60  # read off the trace
+    assert math.isclose(facts["peak_step"], 23.3) and int(trace.lr.idxmax()) == 24
+    assert facts["below_tenth"] == 69 / 81  # read off the trace
+    assert round(facts["momentum_at_tenth"], 2) == 0.94  # a tenth of the way left: 0.95 - 0.01
     assert "4 of 4 right" in ch04.check_onecycle_prediction(prediction, trace)
-    with pytest.raises(ExerciseError, match="2 of 4 predictions are off") as err:
-        ch04.check_onecycle_prediction(
-            {**prediction, "peak_step": 18, "momentum_at_peak": 0.95}, trace
-        )
-    assert "steps count from 0" in str(err.value)
-    assert "when the lr is highest the momentum is lowest" in str(err.value)
-    with pytest.raises(ExerciseError, match="a straight line would get there at 0.93"):
-        ch04.check_onecycle_prediction({**prediction, "below_tenth": 0.93}, trace)
-    with pytest.raises(ExerciseError, match="the last 70% of the steps"):
-        ch04.check_onecycle_prediction({**prediction, "below_tenth": 0.5}, trace)
+    for whole_step in (23, 24):  # the step on either side of PyTorch's float is fine
+        ch04.check_onecycle_prediction({**prediction, "peak_step": whole_step}, trace)
+    wrong = {
+        "peak_step": (0.3 * 81, "steps count from 0"),
+        "lr_at_half": (ch04._straight_line_half(trace), "that is a straight line"),
+        "below_tenth": (0.93, "a straight line would get there at 0.93"),
+        "momentum_at_tenth": (0.95, "the same half cosine, mirrored"),
+    }
+    with pytest.raises(ExerciseError, match="4 of 4 predictions are off") as err:
+        ch04.check_onecycle_prediction({k: v for k, (v, _) in wrong.items()}, trace)
+    for _, hint in wrong.values():
+        assert hint in str(err.value)
+    for value, hint in (
+        (0.795, "that is p, the fraction of the annealing phase"),
+        (0.3 + 0.7 * 0.205, "solve (1 + cos(pi p)) / 2 = 0.1, not 0.9"),
+    ):
+        with pytest.raises(ExerciseError, match=re.escape(hint)):
+            ch04.check_onecycle_prediction({**prediction, "below_tenth": value}, trace)
     with pytest.raises(ExerciseError, match="steps, not epochs"):
         ch04.check_onecycle_prediction({**prediction, "peak_step": 2}, trace)
-    with pytest.raises(ExerciseError, match="final_div_factor"):
-        ch04.check_onecycle_prediction({**prediction, "last_lr": 0.004}, trace)
-    with pytest.raises(ExerciseError, match="no value for momentum_at_peak, below_tenth"):
-        ch04.check_onecycle_prediction({"peak_step": 17, "last_lr": 4e-7})
+    with pytest.raises(ExerciseError, match="no value for below_tenth, momentum_at_tenth"):
+        ch04.check_onecycle_prediction({"peak_step": 23, "lr_at_half": 0.08})
     with pytest.raises(ExerciseError, match="must be a number"):
-        ch04.check_onecycle_prediction({**prediction, "last_lr": "4e-7"})
-    # a constant momentum (one number) is held: the prediction then is that number
-    short = onecycle_trace(cfg, 3)  # 9 steps: a smoke run's schedule is not compared
+        ch04.check_onecycle_prediction({**prediction, "lr_at_half": "0.08"})
+    short = onecycle_trace(cfg, 10)  # 30 steps: a smoke run's schedule is not compared
     assert "too few to compare" in ch04.check_onecycle_prediction(prediction, short)
-    flat_trace = onecycle_trace(TrainConfig(epochs=1, momentum=0.9), 10)
-    assert flat_trace.momentum.nunique() == 1 and flat_trace.momentum.iloc[0] == 0.9
+    # a constant momentum (one number) is held: the prediction then is that number
+    held = TrainConfig(epochs=3, momentum=0.9)
+    prediction = solution("prediction", NAME, {**ns, "config": held})["prediction"]
+    assert prediction["momentum_at_tenth"] == 0.9
+    assert "4 of 4 right" in ch04.check_onecycle_prediction(prediction, onecycle_trace(held, 27))
 
 
 def test_smoothing_gap_check():
@@ -601,6 +617,7 @@ def test_student_copy_fails_clearly_at_every_exercise(capsys):
             "ch04": ch04,
             "config": TrainConfig(),
             "split": type("Split", (), {"train_idx": range(1770)}),  # TrashNet's training photos
+            "anneal": _anneal,
             "sizes": (64, 96),
             "small_split": resolution_split(build_model("mobilenetv3:width=0.5,depth=0.5", 6), 64),
             "math": math,
