@@ -50,6 +50,7 @@ def test_the_open_recipe_runs_end_to_end_and_resumes(tiny_crops, tmp_path):
     last = out.strip().splitlines()[-1]
     assert last.startswith("macro-F1 0.") and "MACs" in last, last
     assert "distilled from the bank" in last
+    assert "e+0" not in out  # the table prints MACs as written ("4,583,134"), not as floats
     (root,) = (tmp_path / "outputs").glob("*-trashnet-open")
     rows = json.loads((root / "results.json").read_text())
     assert [r["row"] for r in rows] == [
