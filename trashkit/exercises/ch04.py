@@ -35,9 +35,10 @@ P_TENTH = math.acos(-0.8) / math.pi
 def onecycle_facts(trace: pd.DataFrame) -> dict[str, float]:
     """The four numbers Exercise 4.1 predicts, read from a scheduler trace (one row per
     optimiser step, columns ``lr`` and ``momentum``): PyTorch's (float) end of the warm-up,
-    the learning rate at step ``steps // 2``, and at the first step after the peak whose
-    learning rate is below a tenth of the peak: the momentum, and that step's index divided
-    by the number of steps."""
+    ``0.3 * steps - 1`` (PyTorch's default ``pct_start`` = 0.3, which trashkit keeps; the
+    highest rate is at the whole step on either side of it); the learning rate at step
+    ``steps // 2``; and, at the first step after the peak whose rate is below a tenth of the
+    peak, the momentum and that step's index divided by the number of steps."""
     lr, total = trace.lr.to_numpy(), len(trace)
     peak = int(lr.argmax())
     tenth = peak + int((lr[peak:] < 0.1 * float(lr.max())).argmax())
@@ -57,6 +58,7 @@ def _straight_line_half(trace: pd.DataFrame) -> float:
 
 
 def _onecycle_hint(key: str, got: float, want: float, trace: pd.DataFrame) -> str:
+    """Why a prediction missed: the first usual slip it matches, else where to look."""
     total, peak_lr = len(trace), float(trace.lr.max())
     hints = {
         "peak_step": [
@@ -72,8 +74,8 @@ def _onecycle_hint(key: str, got: float, want: float, trace: pd.DataFrame) -> st
         "lr_at_half": [
             (
                 close(got, _straight_line_half(trace), rel=0.02),
-                "that is a straight line; the "
-                "anneal is a half cosine, which stays near the top longer",
+                "that is a straight line; the anneal is a half cosine, which stays near the "
+                "top longer",
             ),
             (
                 close(got, peak_lr, rel=0.02),
@@ -83,8 +85,8 @@ def _onecycle_hint(key: str, got: float, want: float, trace: pd.DataFrame) -> st
         "momentum_at_tenth": [
             (
                 close(got, float(trace.momentum.max()), rel=0.002),
-                "not back at the top yet: the "
-                "momentum follows the same half cosine, mirrored, with a tenth of the way left",
+                "not back at the top yet: the momentum follows the same half cosine, "
+                "mirrored, with a tenth of the way left",
             ),
             (
                 close(got, float(trace.momentum.min()), rel=0.002),
@@ -94,8 +96,8 @@ def _onecycle_hint(key: str, got: float, want: float, trace: pd.DataFrame) -> st
         "below_tenth": [
             (
                 close(got, 0.3 + 0.7 * 0.9, abs_tol=0.01),
-                "a straight line would get there at "
-                "0.93; the half cosine falls faster in its middle: solve (1 + cos(pi p)) / 2 = 0.1",
+                "a straight line would get there at 0.93; the half cosine falls faster in "
+                "its middle: solve (1 + cos(pi p)) / 2 = 0.1",
             ),
             (
                 close(got, P_TENTH, abs_tol=0.01),
@@ -103,8 +105,8 @@ def _onecycle_hint(key: str, got: float, want: float, trace: pd.DataFrame) -> st
             ),
             (
                 close(got, 0.3 + 0.7 * (1 - P_TENTH), abs_tol=0.01),
-                "that is where the rate is "
-                "at 90% of its peak: solve (1 + cos(pi p)) / 2 = 0.1, not 0.9",
+                "that is where the rate is at 90% of its peak: solve (1 + cos(pi p)) / 2 = "
+                "0.1, not 0.9",
             ),
             (got < 0.3, "the rate falls only after the peak, at 30% of the steps"),
         ],
