@@ -145,10 +145,11 @@ def finished_runs(root: Path, folder: str, seeds, train_seeds) -> list[dict]:
     return [json.loads(p.read_text()) for p in paths if p.is_file()]
 
 
-def run_recipe(spec: dict, root: Path, rows: list[str] | None = None) -> pd.DataFrame:
+def run_recipe(spec: dict, root: Path, rows: list[str] | None = None) -> tuple[pd.DataFrame, str]:
     """Train every row of the recipe (or only ``rows``) on every (split, seed) still
-    missing; the table of every row over the runs finished so far."""
-    summaries, trained = [], []
+    missing; the table of every row over the runs finished so far, in the recipe's order,
+    and the label of the last row trained (the one the last printed line reports)."""
+    summaries, last = [], ""
     for folder, label, params, extra in RECIPES[spec["recipe"]]:
         if rows is not None and folder not in rows:
             results = finished_runs(root, folder, spec["seeds"], spec["train_seeds"])
@@ -165,10 +166,17 @@ def run_recipe(spec: dict, root: Path, rows: list[str] | None = None) -> pd.Data
             folder, row_params, root, spec["seeds"], spec["train_seeds"], spec.get("eval")
         )
         summaries.append(summary_row(label, results))
-        trained.append(label)
+        last = label
     table = pd.DataFrame(summaries).set_index("row")
     write_json(root / "results.json", table.reset_index().to_dict("records"))
-    return table.loc[[r for r in table.index if r not in trained] + trained]
+    return table, last
+
+
+def check_rows(recipe: str, rows: list[str] | None) -> None:
+    """Stop before anything is written when ``--rows`` names a row the recipe lacks."""
+    known = [row[0] for row in RECIPES[recipe]]
+    if rows and not set(rows) <= set(known):
+        raise SystemExit(f"--rows: {recipe} has the rows {', '.join(known)}")
 
 
 def parse_sets(items: list[str]) -> dict:
@@ -226,11 +234,13 @@ def main() -> None:
     if args.resume:
         root = Path(args.resume)
         spec = json.loads((root / "benchmark.json").read_text())
+        check_rows(spec["recipe"], args.rows)
         for key, more in (("seeds", args.seeds), ("train_seeds", args.train_seeds)):
             if more:  # more split or training seeds of the same recipe, same folder
                 spec[key] = sorted(set(spec[key]) | set(more))
         write_json(root / "benchmark.json", spec)
     else:
+        check_rows(args.recipe, args.rows)
         spec = {
             "recipe": args.recipe,
             "data": str(Path(args.data).resolve()),
@@ -247,13 +257,10 @@ def main() -> None:
             f"data {spec['data']} split train/val ({VAL_FRACTION:.0%} val); scored on "
             f"{spec['eval']}"
         )
-    known = [row[0] for row in RECIPES[spec["recipe"]]]
-    if args.rows and not set(args.rows) <= set(known):
-        raise SystemExit(f"--rows: {spec['recipe']} has the rows {', '.join(known)}")
-    table = run_recipe(spec, root, args.rows)
+    table, label = run_recipe(spec, root, args.rows)
     print(table.T.to_markdown(disable_numparse=True))  # the strings as written: "4,583,134"
-    last = table.iloc[-1]
-    print(f"macro-F1 {last['test macro-F1 (last epoch)']}  MACs {last['MACs']}  ({last.name})")
+    last = table.loc[label]
+    print(f"macro-F1 {last['test macro-F1 (last epoch)']}  MACs {last['MACs']}  ({label})")
 
 
 if __name__ == "__main__":

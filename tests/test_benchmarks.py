@@ -71,7 +71,9 @@ def test_the_open_recipe_runs_end_to_end_and_resumes(tiny_crops, tmp_path):
     assert again.strip().splitlines()[-1] == last  # nothing retrained, the same answer
     assert (root / "student" / "split0-seed42" / "history.csv").read_text() == before
 
-    wrong = _bench("--resume", str(root), "--rows", "techer", home=tmp_path, status=1)
+    wrong = _bench(  # refused before anything is written: seed 9 is not added below
+        "--resume", str(root), "--train-seeds", "9", "--rows", "techer", home=tmp_path, status=1
+    )
     assert "--rows: open has the rows teacher, student, student-long" in wrong
     more = _bench("--resume", str(root), "--train-seeds", "7", "--rows", "teacher", home=tmp_path)
     assert "teacher split 0 seed 7" in more and "student split 0 seed 7" not in more
