@@ -32,6 +32,11 @@ MIN_STEPS = 50
 P_TENTH = math.acos(-0.8) / math.pi
 
 
+def _warmup_end(total: int) -> float:
+    """PyTorch's (float) last warm-up step: ``pct_start * steps - 1`` at its default 0.3."""
+    return 0.3 * total - 1
+
+
 def onecycle_facts(trace: pd.DataFrame) -> dict[str, float]:
     """The four numbers Exercise 4.1 predicts, read from a scheduler trace (one row per
     optimiser step, columns ``lr`` and ``momentum``): PyTorch's (float) end of the warm-up,
@@ -43,7 +48,7 @@ def onecycle_facts(trace: pd.DataFrame) -> dict[str, float]:
     peak = int(lr.argmax())
     tenth = peak + int((lr[peak:] < 0.1 * float(lr.max())).argmax())
     return {
-        "peak_step": 0.3 * total - 1,
+        "peak_step": _warmup_end(total),
         "lr_at_half": float(lr[total // 2]),
         "momentum_at_tenth": float(trace.momentum.iloc[tenth]),
         "below_tenth": tenth / total,
@@ -53,7 +58,7 @@ def onecycle_facts(trace: pd.DataFrame) -> dict[str, float]:
 def _straight_line_half(trace: pd.DataFrame) -> float:
     """``lr_at_half`` if the anneal were a straight line (a common wrong guess)."""
     lr, total = trace.lr.to_numpy(), len(trace)
-    p = (total // 2 - (0.3 * total - 1)) / (0.7 * total)
+    p = (total // 2 - _warmup_end(total)) / (0.7 * total)
     return float(lr.max() + (lr[-1] - lr.max()) * p)
 
 
