@@ -52,6 +52,12 @@ STUDENT_5M = dict(model="mobilenetv3:width=0.5,depth=0.5", image_size=128)
 PRETRAINED_STUDENT = dict(
     pipeline.OPEN_TEACHER, model="mobilenetv3:width=1,depth=1", image_size=48, epochs=15
 )
+#: pretrained students whose weights ship offline: EfficientNet-Lite0's first stages with its
+#: ImageNet weights (no head conv), at the resolution that fits the budget, same settings
+LITE_STUDENTS = {
+    "lite0-s3-44": ("first 3 stages at 44 px", "efficientnet_lite0:stages=3", 44),  # 4.95M
+    "lite0-s2-48": ("first 2 stages at 48 px", "efficientnet_lite0:stages=2", 48),  # 3.81M
+}
 #: the open track's teacher: chapter 7's (EfficientNet-Lite0 fine-tuned from its ImageNet
 #: weights) at what two shared CPU cores can pay: 192 px (below ImageNet's 224), 5 epochs,
 #: the first three blocks frozen (generic edges and textures; their backward pass is skipped)
@@ -123,13 +129,29 @@ RECIPES: dict[str, list[tuple[str, str, dict, object]]] = {
             dict(BANK_STUDENT, epochs=60),
             _bank,
         ),
+        (  # the closed track's 100-epoch student, taught live by the ImageNet teacher: the
+            # teacher sees every augmented batch the student sees (same crop, same mixup)
+            "student-live",
+            "open: <= 5M MACs distilled live from the ImageNet teacher, 100 epochs",
+            dict(RECOMMENDED, **STUDENT_5M, epochs=100),
+            _teacher("teacher"),
+        ),
     ],
-    "open-pretrained": [  # needs torchvision's weights once: online, or in $TORCH_HOME
+    "open-pretrained": [  # the first row needs torchvision's weights once (online or $TORCH_HOME)
         (
             "mnv3-small-48",
             "open: <= 5M MACs, MobileNetV3-small from ImageNet at 48 px",
             PRETRAINED_STUDENT,
             None,
+        ),
+        *(
+            (
+                folder,
+                f"open: <= 5M MACs, EfficientNet-Lite0's {what} from ImageNet",
+                dict(PRETRAINED_STUDENT, model=model, image_size=size),
+                None,
+            )
+            for folder, (what, model, size) in LITE_STUDENTS.items()
         ),
     ],
 }

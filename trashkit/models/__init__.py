@@ -24,17 +24,18 @@ from .yaml_backbone import (
 )
 
 CONFIG_DIR = Path(__file__).with_name("configs")
-#: families and the knobs each accepts (EfficientNet-Lite0 has none: its ImageNet weights fix
-#: every layer's shape)
+#: families and the knobs each accepts (EfficientNet-Lite0 only ``stages``, how many of its
+#: seven stages to keep: its ImageNet weights fix every layer's shape)
 KNOBS: dict[str, tuple[str, ...]] = {
     "mobilenetv3": ("width", "depth"),
     "shufflenetv2": ("width", "depth"),
-    "efficientnet_lite0": (),
+    "efficientnet_lite0": ("stages",),
 }
 BUILDERS = {**FAMILIES, "efficientnet_lite0": efficientnet_lite0}
 #: knob values beyond this build networks no chapter needs (and a stranger's checkpoint could
 #: ask for millions of layers): refused with a message
 MAX_KNOB = 4.0
+KNOB_MAX = {"stages": 7.0}
 
 
 def shipped_configs() -> dict[str, Path]:
@@ -55,8 +56,9 @@ def _knobs(spec: str, family: str, knobs: str) -> dict[str, float]:
             value = float(v)
         except ValueError:
             raise ValueError(f"model spec {spec!r}: {k}={v!r} is not a number") from None
-        if not 0 < value <= MAX_KNOB:
-            raise ValueError(f"model spec {spec!r}: {k}={v} must be in (0, {MAX_KNOB:g}]")
+        top = KNOB_MAX.get(k, MAX_KNOB)
+        if not 0 < value <= top:
+            raise ValueError(f"model spec {spec!r}: {k}={v} must be in (0, {top:g}]")
         out[k] = value
     return out
 

@@ -88,7 +88,8 @@ class LiteMBConv(nn.Module):
 
 
 class EfficientNetLite(nn.Module):
-    """``features`` (stem, MBConv stages, head conv) -> global average pool -> ``classifier``."""
+    """``features`` (stem, MBConv stages, head conv unless ``head=0``) -> global average pool
+    -> ``classifier``."""
 
     def __init__(
         self,
@@ -116,18 +117,33 @@ class EfficientNetLite(nn.Module):
             ]
             layers.append(nn.Sequential(*blocks))
             cin = st.out
-        layers.append(Conv2dNormActivation(cin, head, 1, norm_layer=_BN, activation_layer=nn.ReLU6))
+        if head:  # 0: no head conv, the last stage's channels go straight to the pool
+            layers.append(
+                Conv2dNormActivation(cin, head, 1, norm_layer=_BN, activation_layer=nn.ReLU6)
+            )
+            cin = head
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(head, num_classes))
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(cin, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
-def efficientnet_lite0(num_classes: int = 6, dropout: float = 0.2) -> EfficientNetLite:
-    """EfficientNet-Lite0 with a fresh ``num_classes`` classifier (random weights)."""
-    return EfficientNetLite(LITE0, num_classes, dropout=dropout)
+def efficientnet_lite0(
+    num_classes: int = 6, dropout: float = 0.2, stages: float = len(LITE0)
+) -> EfficientNetLite:
+    """EfficientNet-Lite0 with a fresh ``num_classes`` classifier (random weights).
+
+    ``stages`` below 7 keeps only the first stages and no 1280-channel head conv, the
+    classifier reading the last kept stage's channels: every kept layer still has the shape
+    of its ImageNet weights, so a network cut to a small MAC budget can start pretrained
+    (``efficientnet_lite0:stages=3`` at 44 px: 4.95M official MACs)."""
+    if stages != int(stages) or not 1 <= stages <= len(LITE0):
+        raise ValueError(f"efficientnet_lite0: stages={stages:g} must be a whole number 1..7")
+    if stages == len(LITE0):
+        return EfficientNetLite(LITE0, num_classes, dropout=dropout)
+    return EfficientNetLite(LITE0[: int(stages)], num_classes, head=0, dropout=dropout)
 
 
 def lite0_key_map(stages: Sequence[LiteStage] = LITE0) -> dict[str, str]:

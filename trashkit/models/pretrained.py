@@ -70,7 +70,7 @@ def _torchvision_state(spec: str, url: str | None = None) -> dict[str, torch.Ten
 
 def imagenet_state(spec: str, url: str | None = None) -> dict[str, torch.Tensor]:
     """The ImageNet ``state_dict`` for a model spec, in trashkit's layer names."""
-    if spec == "efficientnet_lite0":
+    if spec.partition(":")[0] == "efficientnet_lite0":  # whole, or its first stages
         state = torch.load(packaged_lite0_path(), map_location="cpu", weights_only=True)
         return translate_lite0(state)
     return _torchvision_state(spec, url)
@@ -121,7 +121,7 @@ def load_pretrained(
             f"(e.g. {wrong[:2]})"
         )
     net.load_state_dict(kept, strict=False)
-    if spec == "efficientnet_lite0" and source == "imagenet":
+    if spec.partition(":")[0] == "efficientnet_lite0" and source == "imagenet":
         stem = net.features[0]
         fold_input_normalisation(stem[0], stem[1], LITE_MEAN, LITE_STD)
     return sorted(head)
