@@ -136,6 +136,13 @@ RECIPES: dict[str, list[tuple[str, str, dict, object]]] = {
             dict(RECOMMENDED, **STUDENT_5M, epochs=100),
             _teacher("teacher"),
         ),
+        (  # what the ImageNet weights give the teacher: the same network, settings and epochs
+            # from random weights (nothing frozen: a random block is not worth keeping)
+            "teacher-scratch",
+            "closed: the same EfficientNet-Lite0 from random weights",
+            dict(OPEN_TEACHER, pretrained=None, freeze=0),
+            None,
+        ),
     ],
     "open-pretrained": [  # the first row needs torchvision's weights once (online or $TORCH_HOME)
         (
@@ -152,6 +159,17 @@ RECIPES: dict[str, list[tuple[str, str, dict, object]]] = {
                 None,
             )
             for folder, (what, model, size) in LITE_STUDENTS.items()
+        ),
+        (  # what the ImageNet weights give: the same network and settings from random weights
+            "lite0-s3-44-scratch",
+            "closed: the same first 3 stages at 44 px from random weights",
+            dict(
+                PRETRAINED_STUDENT,
+                model="efficientnet_lite0:stages=3",
+                image_size=44,
+                pretrained=None,
+            ),
+            None,
         ),
     ],
 }

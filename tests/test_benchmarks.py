@@ -49,7 +49,7 @@ def test_the_open_recipe_runs_end_to_end_and_resumes(tiny_crops, tmp_path):
     )  # fmt: skip
     last = out.strip().splitlines()[-1]
     assert last.startswith("macro-F1 0.") and "MACs" in last, last
-    assert "distilled live from the ImageNet teacher" in last
+    assert "the same EfficientNet-Lite0 from random weights" in last
     assert "e+0" not in out  # the table prints MACs as written ("4,583,134"), not as floats
     (root,) = (tmp_path / "outputs").glob("*-trashnet-open")
     rows = json.loads((root / "results.json").read_text())
@@ -58,8 +58,9 @@ def test_the_open_recipe_runs_end_to_end_and_resumes(tiny_crops, tmp_path):
         "open: <= 5M MACs distilled from the bank",
         "open: <= 5M MACs distilled from the bank, 60 epochs",
         "open: <= 5M MACs distilled live from the ImageNet teacher, 100 epochs",
+        "closed: the same EfficientNet-Lite0 from random weights",
     ]
-    for folder in ("teacher", "student", "student-long", "student-live"):
+    for folder in ("teacher", "student", "student-long", "student-live", "teacher-scratch"):
         scores = json.loads((root / folder / "split0-seed42" / "test_scores.json").read_text())
         assert str(tiny_crops / "val") in scores["f1_source"]
         assert 0.0 <= scores["test_f1_last"] <= 1.0
@@ -69,6 +70,12 @@ def test_the_open_recipe_runs_end_to_end_and_resumes(tiny_crops, tmp_path):
         assert config["teacher_bank"].endswith("bank/split0-seed42")
     live = json.loads((root / "student-live" / "split0-seed42" / "config.json").read_text())
     assert live["teacher"].endswith("teacher/split0-seed42/best.pt") and not live["teacher_bank"]
+    scratch = json.loads((root / "teacher-scratch" / "split0-seed42" / "config.json").read_text())
+    assert (scratch["model"], scratch["pretrained"], scratch["freeze"]) == (
+        "efficientnet_lite0",
+        None,
+        0,
+    )
     before = (root / "student" / "split0-seed42" / "history.csv").read_text()
     again = _bench("--resume", str(root), home=tmp_path)
     assert again.strip().splitlines()[-1] == last  # nothing retrained, the same answer
@@ -77,7 +84,10 @@ def test_the_open_recipe_runs_end_to_end_and_resumes(tiny_crops, tmp_path):
     wrong = _bench(  # refused before anything is written: seed 9 is not added below
         "--resume", str(root), "--train-seeds", "9", "--rows", "techer", home=tmp_path, status=1
     )
-    assert "--rows: open has the rows teacher, student, student-long, student-live" in wrong
+    assert (
+        "--rows: open has the rows teacher, student, student-long, student-live, teacher-scratch"
+        in wrong
+    )
     more = _bench("--resume", str(root), "--train-seeds", "7", "--rows", "teacher", home=tmp_path)
     assert "teacher split 0 seed 7" in more and "student split 0 seed 7" not in more
     assert json.loads((root / "benchmark.json").read_text())["train_seeds"] == [7, 42]
@@ -87,6 +97,7 @@ def test_the_open_recipe_runs_end_to_end_and_resumes(tiny_crops, tmp_path):
         "open: <= 5M MACs distilled from the bank": 1,
         "open: <= 5M MACs distilled from the bank, 60 epochs": 1,
         "open: <= 5M MACs distilled live from the ImageNet teacher, 100 epochs": 1,
+        "closed: the same EfficientNet-Lite0 from random weights": 1,
     }
     assert more.strip().splitlines()[-1].endswith("(open: EfficientNet-Lite0 from ImageNet)")
 
@@ -107,8 +118,8 @@ def test_the_pretrained_student_recipe_reads_torchvisions_cached_weights(tiny_cr
         home=tmp_path, TORCH_HOME=str(tmp_path / "torch"),
     )  # fmt: skip
     last = out.strip().splitlines()[-1]
-    assert last.startswith("macro-F1 0.") and "Lite0's first 2 stages at 48 px" in last, last
-    assert "MobileNetV3-small from ImageNet" in out
+    assert last.startswith("macro-F1 0.") and "3 stages at 44 px from random weights" in last
+    assert "MobileNetV3-small from ImageNet" in out and "first 2 stages at 48 px" in out
     (root,) = (tmp_path / "outputs").glob("*-trashnet-open-pretrained")
     for folder, model in (
         ("mnv3-small-48", "mobilenetv3:width=1,depth=1"),
@@ -117,3 +128,6 @@ def test_the_pretrained_student_recipe_reads_torchvisions_cached_weights(tiny_cr
     ):
         config = json.loads((root / folder / "split0-seed42" / "config.json").read_text())
         assert (config["model"], config["pretrained"]) == (model, "imagenet")
+    scratch = root / "lite0-s3-44-scratch" / "split0-seed42" / "config.json"
+    config = json.loads(scratch.read_text())
+    assert (config["model"], config["pretrained"]) == ("efficientnet_lite0:stages=3", None)
