@@ -35,6 +35,7 @@ BUILDERS = {**FAMILIES, "efficientnet_lite0": efficientnet_lite0}
 #: knob values beyond this build networks no chapter needs (and a stranger's checkpoint could
 #: ask for millions of layers): refused with a message
 MAX_KNOB = 4.0
+#: knobs with a ceiling of their own (EfficientNet-Lite0 has seven stages)
 KNOB_MAX = {"stages": 7.0}
 
 
