@@ -165,8 +165,8 @@ RECIPES: dict[str, list[tuple[str, str, dict, object]]] = {
             "closed: the same first 3 stages at 44 px from random weights",
             dict(
                 PRETRAINED_STUDENT,
-                model="efficientnet_lite0:stages=3",
-                image_size=44,
+                model=LITE_STUDENTS["lite0-s3-44"][1],
+                image_size=LITE_STUDENTS["lite0-s3-44"][2],
                 pretrained=None,
             ),
             None,

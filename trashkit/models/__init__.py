@@ -12,7 +12,7 @@ from pathlib import Path
 
 from torch import nn
 
-from .efficientnet_lite import efficientnet_lite0
+from .efficientnet_lite import LITE0, efficientnet_lite0
 from .families import FAMILIES, mobilenetv3, shufflenetv2
 from .yaml_backbone import (
     YamlConfigError,
@@ -36,7 +36,7 @@ BUILDERS = {**FAMILIES, "efficientnet_lite0": efficientnet_lite0}
 #: ask for millions of layers): refused with a message
 MAX_KNOB = 4.0
 #: knobs with a ceiling of their own (EfficientNet-Lite0 has seven stages)
-KNOB_MAX = {"stages": 7.0}
+KNOB_MAX = {"stages": float(len(LITE0))}
 
 
 def shipped_configs() -> dict[str, Path]:

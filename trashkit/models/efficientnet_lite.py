@@ -139,11 +139,11 @@ def efficientnet_lite0(
     classifier reading the last kept stage's channels: every kept layer still has the shape
     of its ImageNet weights, so a network cut to a small MAC budget can start pretrained
     (``efficientnet_lite0:stages=3`` at 44 px: 4.95M official MACs)."""
-    if stages != int(stages) or not 1 <= stages <= len(LITE0):
-        raise ValueError(f"efficientnet_lite0: stages={stages:g} must be a whole number 1..7")
-    if stages == len(LITE0):
-        return EfficientNetLite(LITE0, num_classes, dropout=dropout)
-    return EfficientNetLite(LITE0[: int(stages)], num_classes, head=0, dropout=dropout)
+    n = len(LITE0)
+    if stages != int(stages) or not 1 <= stages <= n:
+        raise ValueError(f"efficientnet_lite0: stages={stages:g} must be a whole number 1..{n}")
+    head = LITE0_HEAD if stages == n else 0
+    return EfficientNetLite(LITE0[: int(stages)], num_classes, head=head, dropout=dropout)
 
 
 def lite0_key_map(stages: Sequence[LiteStage] = LITE0) -> dict[str, str]:
